@@ -1,0 +1,45 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace lvkeeper
+{
+
+/// The kinds of failure an admin sees; each maps to org.lvkeeper.Keeper1.Error.<Name>.
+enum class ErrorKind
+{
+    InvalidArgument,
+    NotFound,
+    NoSpace,
+    NoHostSpace,
+    Busy,
+    FilesystemErrors,
+    CommandFailed,
+    AccessDenied,
+    Failed,
+};
+
+/// The D-Bus error name suffix of a kind ("NoSpace").
+std::string_view errorKindName(ErrorKind kind);
+
+/// An error with a kind and a message a person can act on.
+class KeeperError : public std::runtime_error
+{
+  public:
+    KeeperError(ErrorKind kind, const std::string& message) :
+        std::runtime_error(message), kind_(kind)
+    {}
+
+    /// Which named error this is.
+    ErrorKind kind() const noexcept
+    {
+        return kind_;
+    }
+
+  private:
+    ErrorKind kind_;
+};
+
+} // namespace lvkeeper

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+
+namespace lvkeeper::sys
+{
+
+/// One fanotify group (FAN_REPORT_FID) with a FAN_MARK_FILESYSTEM mark per watched mount,
+/// for FAN_MODIFY | FAN_CLOSE_WRITE (and FAN_FS_ERROR where the kernel has it).
+/// After a batch of events the fd is muted for minInterval, so a burst costs at most one
+/// callback per interval however many writes it has.
+class FanotifyWatch
+{
+  public:
+    /// activity(mountPoint) after writes; fsError(mountPoint) on FAN_FS_ERROR.
+    using Activity = std::function<void(const std::string& mountPoint)>;
+
+    FanotifyWatch(sd_event* event, std::chrono::milliseconds minInterval, Activity activity, Activity fsError);
+    ~FanotifyWatch();
+
+    FanotifyWatch(const FanotifyWatch&) = delete;
+    FanotifyWatch& operator=(const FanotifyWatch&) = delete;
+
+    /// Adds a filesystem mark for the filesystem mounted at mountPoint. Throws std::system_error.
+    void watch(const std::string& mountPoint);
+    /// Removes it (no error when it was not watched or the mount is gone).
+    void unwatch(const std::string& mountPoint);
+    /// Whether the kernel accepted FAN_FS_ERROR.
+    bool reportsFsErrors() const noexcept
+    {
+        return fsErrorSupported_;
+    }
+
+  private:
+    struct Mark
+    {
+        std::string mountPoint;
+        int dirFd = -1;
+    };
+    static int onIo(sd_event_source* source, int fd, std::uint32_t revents, void* userdata);
+    static int onUnmute(sd_event_source* source, std::uint64_t usec, void* userdata);
+    void drain();
+
+    sd_event* event_;
+    std::chrono::milliseconds minInterval_;
+    Activity activity_;
+    Activity fsError_;
+    int fd_ = -1;
+    bool fsErrorSupported_ = false;
+    sd_event_source* ioSource_ = nullptr;
+    sd_event_source* unmuteSource_ = nullptr;
+    std::map<std::string, Mark> marks_;                    ///< by mount point
+    std::map<std::pair<int, int>, std::string> byFsid_;    ///< fsid -> mount point
+};
+
+} // namespace lvkeeper::sys

@@ -1,0 +1,61 @@
+#pragma once
+
+#include "lvkeeper/system.hpp"
+
+#include <string>
+
+namespace lvkeeper::sys
+{
+
+/// Filesystems on the real kernel: libmount for the table, statvfs, sysfs ext4 errors, mount(2), /proc scan.
+class LinuxFilesystems : public Filesystems
+{
+  public:
+    /// Roots are parameters so tests can hand in a fake tree.
+    explicit LinuxFilesystems(std::string procRoot = "/proc", std::string sysRoot = "/sys");
+
+    std::optional<MountInfo> findMount(const std::string& mountPoint) override;
+    std::optional<MountInfo> mountOf(const std::string& path) override;
+    FsUsage usage(const std::string& path) override;
+    std::uint64_t errorCount(const MountInfo& mount) override;
+    void remountReadWrite(const MountInfo& mount) override;
+    std::vector<HeldDeletedFile> heldDeletedFiles(unsigned devMajor, unsigned devMinor) override;
+
+  private:
+    std::string procRoot_;
+    std::string sysRoot_;
+};
+
+/// Loop devices through /dev/loop-control and ioctls, images with fallocate(2), libblkid probes.
+class LinuxDisks : public Disks
+{
+  public:
+    explicit LinuxDisks(std::string sysRoot = "/sys");
+
+    std::vector<LoopDevice> loopDevices() override;
+    std::string attachLoop(const std::string& image) override;
+    void detachLoop(const std::string& device) override;
+    void createImage(const std::string& path, std::uint64_t size) override;
+    void removeImage(const std::string& path) override;
+    std::optional<std::string> signature(const std::string& device) override;
+    std::vector<std::string> listDirectory(const std::string& dir) override;
+    std::optional<std::pair<std::uint64_t, std::uint64_t>> fileAllocation(const std::string& path) override;
+
+  private:
+    std::string sysRoot_;
+};
+
+/// StateStore in a directory: one image path per line in <dir>/images, replaced by rename.
+class FileStateStore : public StateStore
+{
+  public:
+    explicit FileStateStore(std::string dir);
+
+    std::vector<std::string> images() override;
+    void setImages(const std::vector<std::string>& images) override;
+
+  private:
+    std::string dir_;
+};
+
+} // namespace lvkeeper::sys

@@ -1,0 +1,113 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lvkeeper
+{
+
+/// A line of the mount table.
+struct MountInfo
+{
+    std::string mountPoint;
+    std::string source; ///< /dev/mapper/vg0-data0
+    std::string fsType; ///< ext4, xfs
+    unsigned devMajor = 0;  ///< st_dev of the filesystem
+    unsigned devMinor = 0;
+    bool readOnly = false;  ///< mount or superblock read-only
+    std::string options;    ///< VFS and fs options, comma separated
+};
+
+/// statvfs of a mounted filesystem, in bytes and inodes.
+struct FsUsage
+{
+    std::uint64_t size = 0;      ///< f_blocks * f_frsize
+    std::uint64_t used = 0;      ///< (f_blocks - f_bfree) * f_frsize
+    std::uint64_t available = 0; ///< f_bavail * f_frsize (what writers get)
+    std::uint64_t inodes = 0;
+    std::uint64_t inodesUsed = 0;
+    bool readOnly = false;
+
+    /// Used space as df counts it: used / (used + available), in percent.
+    double usedPercent() const;
+    /// Used inodes in percent, 0 when the fs has no inode limit.
+    double inodesUsedPercent() const;
+};
+
+/// A deleted file some process still holds open: space df counts as used that no file shows.
+struct HeldDeletedFile
+{
+    pid_t pid = 0;
+    std::string command; ///< /proc/<pid>/comm
+    std::string path;    ///< the name it had, without " (deleted)"
+    std::uint64_t bytes = 0;
+};
+
+/// Mounts, statvfs, filesystem health, remount.
+class Filesystems
+{
+  public:
+    virtual ~Filesystems() = default;
+
+    /// The mount whose mount point is exactly mountPoint (the topmost one), if any.
+    virtual std::optional<MountInfo> findMount(const std::string& mountPoint) = 0;
+    /// The mount that holds path (longest mount point prefix).
+    virtual std::optional<MountInfo> mountOf(const std::string& path) = 0;
+    /// statvfs of a path. Throws std::system_error.
+    virtual FsUsage usage(const std::string& path) = 0;
+    /// Errors the filesystem has recorded (ext4: sysfs errors_count or superblock state); 0 when clean or unknown.
+    virtual std::uint64_t errorCount(const MountInfo& mount) = 0;
+    /// Remounts read-write in place with mount(2) MS_REMOUNT, keeping the other flags. Throws std::system_error.
+    virtual void remountReadWrite(const MountInfo& mount) = 0;
+    /// Deleted files held open by any process on the filesystem with this st_dev.
+    virtual std::vector<HeldDeletedFile> heldDeletedFiles(unsigned devMajor, unsigned devMinor) = 0;
+};
+
+/// A loop device and its backing file.
+struct LoopDevice
+{
+    std::string device;      ///< /dev/loop3
+    std::string backingFile; ///< /media/disk3.img, empty when unbound
+};
+
+/// Loop devices, image files, signatures.
+class Disks
+{
+  public:
+    virtual ~Disks() = default;
+
+    /// Bound loop devices.
+    virtual std::vector<LoopDevice> loopDevices() = 0;
+    /// Binds image to a free loop device (loop-control), returns its node. Throws std::system_error.
+    virtual std::string attachLoop(const std::string& image) = 0;
+    /// Unbinds a loop device. Throws std::system_error.
+    virtual void detachLoop(const std::string& device) = 0;
+    /// Creates a new, fully allocated (fallocate, not sparse) file; fails if it exists. Throws std::system_error.
+    virtual void createImage(const std::string& path, std::uint64_t size) = 0;
+    /// Removes a file this daemon created. Throws std::system_error.
+    virtual void removeImage(const std::string& path) = 0;
+    /// The first signature (filesystem, RAID, LVM2_member, partition table) libblkid finds, if any. Throws std::system_error.
+    virtual std::optional<std::string> signature(const std::string& device) = 0;
+    /// Files in a directory (names only).
+    virtual std::vector<std::string> listDirectory(const std::string& dir) = 0;
+    /// Allocated bytes of a file (st_blocks * 512) and its size; nullopt if missing.
+    virtual std::optional<std::pair<std::uint64_t, std::uint64_t>> fileAllocation(const std::string& path) = 0;
+};
+
+/// Small persistent state under /var/lib/lvkeeper.
+class StateStore
+{
+  public:
+    virtual ~StateStore() = default;
+
+    /// Image files that back PVs of watched VGs, re-attached at boot.
+    virtual std::vector<std::string> images() = 0;
+    /// Replaces the recorded list (atomically).
+    virtual void setImages(const std::vector<std::string>& images) = 0;
+};
+
+} // namespace lvkeeper
