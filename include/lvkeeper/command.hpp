@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lvkeeper
@@ -40,6 +41,16 @@ class CommandRunner
 
     /// Starts argv[0] (looked up in PATH) with a timeout; kills it (SIGKILL) when it expires.
     virtual void run(std::vector<std::string> argv, std::chrono::milliseconds timeout, Done done) = 0;
+
+    /// Receives each complete line of stdout as it arrives (progress of a long command).
+    using Line = std::function<void(const std::string& line)>;
+
+    /// Like run(), and also hands over stdout line by line while the command runs.
+    virtual void runStreaming(std::vector<std::string> argv, std::chrono::milliseconds timeout, Line line, Done done)
+    {
+        (void)line;
+        run(std::move(argv), timeout, std::move(done));
+    }
 };
 
 } // namespace lvkeeper

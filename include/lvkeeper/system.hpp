@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace lvkeeper
@@ -65,6 +66,13 @@ class Filesystems
     virtual void remountReadWrite(const MountInfo& mount) = 0;
     /// Deleted files held open by any process on the filesystem with this st_dev.
     virtual std::vector<HeldDeletedFile> heldDeletedFiles(unsigned devMajor, unsigned devMinor) = 0;
+    /// The size the filesystem itself records (superblock block count), which statvfs does not show
+    /// (it leaves out metadata); nullopt when unknown.
+    virtual std::optional<std::uint64_t> filesystemSize(const MountInfo& mount)
+    {
+        (void)mount;
+        return std::nullopt;
+    }
 };
 
 /// A loop device and its backing file.
@@ -92,6 +100,11 @@ class Disks
     virtual void removeImage(const std::string& path) = 0;
     /// The first signature (filesystem, RAID, LVM2_member, partition table) libblkid finds, if any. Throws std::system_error.
     virtual std::optional<std::string> signature(const std::string& device) = 0;
+    /// Allocates every hole of an existing file (fallocate mode 0: data untouched). Throws std::system_error.
+    virtual void allocateImage(const std::string& path)
+    {
+        throw std::system_error(std::make_error_code(std::errc::operation_not_supported), "allocate " + path);
+    }
     /// Files in a directory (names only).
     virtual std::vector<std::string> listDirectory(const std::string& dir) = 0;
     /// Allocated bytes of a file (st_blocks * 512) and its size; nullopt if missing.
@@ -108,6 +121,23 @@ class StateStore
     virtual std::vector<std::string> images() = 0;
     /// Replaces the recorded list (atomically).
     virtual void setImages(const std::vector<std::string>& images) = 0;
+};
+
+} // namespace lvkeeper
+
+namespace lvkeeper
+{
+
+/// Where write activity comes from (fanotify in the daemon): the keeper says which mounts to watch.
+class ActivityWatcher
+{
+  public:
+    virtual ~ActivityWatcher() = default;
+
+    /// Starts reporting writes on the filesystem mounted at mountPoint. Throws std::system_error.
+    virtual void watch(const std::string& mountPoint) = 0;
+    /// Stops (no error when not watched or already unmounted).
+    virtual void unwatch(const std::string& mountPoint) = 0;
 };
 
 } // namespace lvkeeper

@@ -1,1 +1,113 @@
-// placeholder
+#include "lvkeeper/policy.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+namespace lvkeeper::policy
+{
+
+bool aboveThreshold(const VolumeConfig& config, const FsUsage& usage)
+{
+    return usage.usedPercent() >= config.growAt || usage.inodesUsedPercent() >= config.growAt;
+}
+
+std::uint64_t requestedTarget(const SizeRequest& request, std::uint64_t lvSize, std::uint64_t growStep,
+                              std::uint64_t extentSize)
+{
+    // Saturate: a wrapped sum would look already reached, and roundUp would throw out of a running job.
+    constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+    auto plus = [](std::uint64_t a, std::uint64_t b) { return b > max - a ? max : a + b; };
+    std::uint64_t target = 0;
+    switch (request.kind)
+    {
+        case SizeRequest::Kind::Default:
+            target = plus(lvSize, growStep);
+            break;
+        case SizeRequest::Kind::Relative:
+            target = plus(lvSize, request.bytes);
+            break;
+        case SizeRequest::Kind::Absolute:
+            target = request.bytes;
+            break;
+    }
+    if (extentSize == 0)
+    {
+        return target;
+    }
+    const std::uint64_t largest = max / extentSize * extentSize;
+    return target > largest ? largest : roundUp(target, extentSize);
+}
+
+GrowPlan planGrow(std::uint64_t target, std::uint64_t lvSize, std::optional<std::uint64_t> maxSize,
+                  std::uint64_t vgFree, std::uint64_t extentSize, bool partial)
+{
+    GrowPlan plan;
+    plan.target = target;
+    if (maxSize)
+    {
+        // MaxSize is a ceiling: never round it up past what the admin allowed.
+        std::uint64_t ceiling = extentSize > 0 ? *maxSize / extentSize * extentSize : *maxSize;
+        if (plan.target > ceiling)
+        {
+            plan.target = std::max(ceiling, lvSize);
+            plan.cappedByMaxSize = true;
+        }
+    }
+    if (plan.target > lvSize && plan.target - lvSize > vgFree)
+    {
+        plan.cappedByVg = true;
+        if (partial)
+        {
+            plan.target = lvSize + vgFree;
+        }
+    }
+    if (plan.target < lvSize)
+    {
+        plan.target = lvSize;
+    }
+    return plan;
+}
+
+bool filesystemBehind(std::uint64_t fsSize, std::uint64_t lvSize, std::uint64_t extentSize)
+{
+    std::uint64_t slack = std::max<std::uint64_t>(extentSize, 1);
+    return lvSize > fsSize && lvSize - fsSize >= slack;
+}
+
+std::chrono::milliseconds cooldownLeft(std::chrono::steady_clock::time_point now,
+                                       std::optional<std::chrono::steady_clock::time_point> lastGrowEnd,
+                                       std::chrono::milliseconds cooldown)
+{
+    if (!lastGrowEnd)
+    {
+        return std::chrono::milliseconds{0};
+    }
+    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - *lastGrowEnd);
+    return elapsed >= cooldown ? std::chrono::milliseconds{0} : cooldown - elapsed;
+}
+
+std::string statusFragment(const VolumeConfig& config, const FsUsage& usage, bool mounted, bool readOnly)
+{
+    if (!mounted)
+    {
+        return config.mountPoint + " not mounted";
+    }
+    char percent[32];
+    std::snprintf(percent, sizeof(percent), "%.0f%%", std::floor(usage.usedPercent()));
+    char growAt[32];
+    std::snprintf(growAt, sizeof(growAt), "%g%%", config.growAt);
+    std::string text = config.mountPoint + " " + percent + " used";
+    if (readOnly)
+    {
+        return text + ", READ-ONLY";
+    }
+    if (!config.autoGrow)
+    {
+        return text + ", auto-grow off";
+    }
+    return text + ", grows at " + growAt + " by " + formatSize(config.growStep);
+}
+
+} // namespace lvkeeper::policy

@@ -1,1 +1,1311 @@
+#include "fakes.hpp"
+
+#include "lvkeeper/errors.hpp"
+#include "lvkeeper/keeper.hpp"
+
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace lvkeeper
+{
+namespace
+{
+
+using namespace std::chrono_literals;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using test::FakeFilesystems;
+
+constexpr std::uint64_t extent = 4 * MiB;
+constexpr std::uint64_t lvSize = 717 * extent; // 3007315968
+constexpr std::uint64_t vgFree = 2 * GiB;
+constexpr std::uint64_t step = 500 * MiB;
+
+std::vector<std::string> lvmArgv(std::vector<std::string> tail)
+{
+    tail.insert(tail.begin(), "lvm");
+    return tail;
+}
+
+std::string sizeArg(std::uint64_t bytes)
+{
+    return std::to_string(bytes) + "b";
+}
+
+ErrorKind kindOf(const Keeper::Error& error)
+{
+    try
+    {
+        std::rethrow_exception(error);
+    }
+    catch (const KeeperError& e)
+    {
+        return e.kind();
+    }
+    catch (const std::exception& e)
+    {
+        ADD_FAILURE() << "not a KeeperError: " << e.what();
+    }
+    return ErrorKind::Failed;
+}
+
+std::string messageOf(const Keeper::Error& error)
+{
+    try
+    {
+        std::rethrow_exception(error);
+    }
+    catch (const std::exception& e)
+    {
+        return e.what();
+    }
+}
+
+struct GrowResult
+{
+    int calls = 0;
+    std::uint64_t size = 0;
+    Keeper::Error error;
+};
+
+Keeper::GrowReply into(GrowResult& r)
+{
+    return [&r](std::uint64_t size, Keeper::Error error) {
+        ++r.calls;
+        r.size = size;
+        r.error = error;
+    };
+}
+
+struct DiskResult
+{
+    int calls = 0;
+    std::string image;
+    std::string device;
+    Keeper::Error error;
+};
+
+Keeper::AddDiskReply into(DiskResult& r)
+{
+    return [&r](const std::string& image, const std::string& device, Keeper::Error error) {
+        ++r.calls;
+        r.image = image;
+        r.device = device;
+        r.error = error;
+    };
+}
+
+struct RemountResult
+{
+    int calls = 0;
+    Keeper::Error error;
+};
+
+Keeper::RemountReply into(RemountResult& r)
+{
+    return [&r](Keeper::Error error) {
+        ++r.calls;
+        r.error = error;
+    };
+}
+
+/// The lab: /data is ext4 on vg0/data0 (253:0, 2868M) in a VG of three 1800M image-backed loop devices.
+class KeeperTest : public ::testing::Test
+{
+  protected:
+    KeeperTest()
+    {
+        VolumeConfig volume;
+        volume.mountPoint = "/data";
+        volume.growAt = 90;
+        volume.growStep = step;
+        volume.cooldown = 2000ms;
+        config.volumes.push_back(volume);
+        config.disks.imageDirectory = "/media";
+        config.disks.imageSize = 1800 * MiB;
+        config.disks.reserveHostSpace = 256 * MiB;
+        config.disks.maxDisks = 8;
+
+        fs.mounts["/"] = MountInfo{"/", "/dev/vda1", "ext4", 254, 1, false, "rw,relatime"};
+        fs.mounts["/data"] = MountInfo{"/data", "/dev/mapper/vg0-data0", "ext4", 253, 0, false, "rw,relatime"};
+        fs.usages["/data"] = FakeFilesystems::usageOf(lvSize, 25);
+        fs.usages["/media"] = FakeFilesystems::usageOf(40 * GiB, 10);
+
+        // Another active LV listed first: identification must go by device number, not by order.
+        lvmModel.lvs = {
+            lvm::Lv{"vg0", "scratch", "/dev/vg0/scratch", "/dev/mapper/vg0-scratch", 256 * MiB, 253, 1, vgFree, extent},
+            lvm::Lv{"vg0", "data0", "/dev/vg0/data0", "/dev/mapper/vg0-data0", lvSize, 253, 0, vgFree, extent},
+        };
+        lvmModel.vgs = {lvm::Vg{"vg0", 3 * 1796 * MiB, vgFree, extent, 3 * 449, vgFree / extent, 3}};
+        for (int n = 0; n < 3; ++n)
+        {
+            std::string device = "/dev/loop" + std::to_string(n);
+            std::string image = "/media/disk" + std::to_string(n) + ".img";
+            lvmModel.pvs.push_back(lvm::Pv{device, "vg0", 1796 * MiB, 0, 1800 * MiB, MiB, 449, 449, true});
+            disks.files[image] = 1800 * MiB;
+            disks.loops.push_back({device, image});
+            disks.signatures[device] = "LVM2_member";
+        }
+        disks.nextLoop = 3;
+        lvmModel.install(runner);
+
+        // Growing the filesystem makes it as large as its LV, keeping what is used; online resize needs rw.
+        auto grow = [this](const std::vector<std::string>& argv) {
+            if (fs.mounts["/data"].readOnly)
+            {
+                return test::FakeRunner::Response{1, "", argv[0] + ": Read-only file system While trying to resize"};
+            }
+            auto& u = fs.usages["/data"];
+            u.size = lvmModel.lv("vg0", "data0").size;
+            u.available = u.size - u.used;
+            return test::FakeRunner::Response{0, "", ""};
+        };
+        runner.setHandler("resize2fs", grow);
+        runner.setHandler("xfs_growfs", grow);
+    }
+
+    void startKeeper()
+    {
+        keeper = std::make_unique<Keeper>(config, runner, scheduler, fs, disks, state, watcher);
+        keeper->setListener(&listener);
+        bool ready = false;
+        keeper->start([&ready] { ready = true; });
+        ASSERT_TRUE(ready);
+    }
+
+    /// Writers filled /data to percent of its current size.
+    void fill(double percent)
+    {
+        auto size = fs.usages["/data"].size;
+        fs.usages["/data"] = FakeFilesystems::usageOf(size, percent);
+    }
+
+    const VolumeState& data() const
+    {
+        return keeper->volumes().at(0);
+    }
+
+    std::uint64_t modelLvSize()
+    {
+        return lvmModel.lv("vg0", "data0").size;
+    }
+
+    Config config;
+    test::FakeScheduler scheduler;
+    test::FakeRunner runner;
+    test::FakeLvm lvmModel;
+    test::FakeFilesystems fs;
+    test::FakeDisks disks;
+    test::FakeStateStore state;
+    test::FakeWatcher watcher;
+    test::RecordingListener listener;
+    std::unique_ptr<Keeper> keeper; // last: destroyed before the fakes it uses
+};
+
+// ---- start ------------------------------------------------------------------------------------------------------
+
+TEST_F(KeeperTest, StartIdentifiesTheLvByTheMountsDeviceNumberAndCallsReady)
+{
+    startKeeper();
+    EXPECT_THAT(watcher.watchCalls, ElementsAre("/data"));
+    ASSERT_FALSE(runner.calls().empty());
+    EXPECT_EQ(runner.calls().front().argv, lvmArgv(lvm::lvsArgs()));
+
+    const auto& v = data();
+    EXPECT_TRUE(v.mounted);
+    EXPECT_EQ(v.vg, "vg0");
+    EXPECT_EQ(v.lv, "data0");
+    EXPECT_EQ(v.lvName(), "vg0/data0");
+    EXPECT_EQ(v.lvPath, "/dev/vg0/data0");
+    EXPECT_EQ(v.lvSize, lvSize);
+    EXPECT_EQ(v.vgFree, vgFree);
+    EXPECT_EQ(v.extentSize, extent);
+    EXPECT_EQ(v.usage.size, lvSize);
+    EXPECT_FALSE(v.fsGrowPending);
+    EXPECT_EQ(v.state, "idle");
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+    EXPECT_EQ(runner.count("resize2fs"), 0U);
+    EXPECT_EQ(keeper->statusLine(), "/data 25% used, grows at 90% by 500M");
+    EXPECT_THAT(listener.statuses, Contains("/data 25% used, grows at 90% by 500M"));
+}
+
+TEST_F(KeeperTest, StartRecordsTheImagesBehindTheWatchedVg)
+{
+    startKeeper();
+    EXPECT_EQ(runner.count("pvs"), 1U);
+    EXPECT_THAT(state.stored, ElementsAre("/media/disk0.img", "/media/disk1.img", "/media/disk2.img"));
+}
+
+TEST_F(KeeperTest, StartCallsReadyEvenWhenLvmCannotBeRead)
+{
+    runner.failNext("lvs", 5, "  /run/lock/lvm/V_vg0: open failed: Permission denied");
+    startKeeper();
+    EXPECT_TRUE(data().mounted);
+    EXPECT_TRUE(data().vg.empty());
+}
+
+TEST_F(KeeperTest, MountThatIsNoLvIsNotIdentifiedAndCannotGrow)
+{
+    fs.mounts["/data"] = MountInfo{"/data", "/dev/sdb1", "ext4", 8, 17, false, "rw"};
+    startKeeper();
+    EXPECT_TRUE(data().vg.empty());
+
+    GrowResult r;
+    keeper->grow("/data", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NotFound);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("/dev/sdb1"));
+
+    fill(99);
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+}
+
+TEST_F(KeeperTest, StartHealsAnLvThatIsBiggerThanItsFilesystem)
+{
+    // A previous run extended the LV, then resize2fs failed or the daemon died.
+    lvmModel.lv("vg0", "data0").size = lvSize + step;
+    startKeeper();
+    EXPECT_EQ(runner.count("resize2fs"), 1U);
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+    EXPECT_EQ(runner.argvs("resize2fs").at(0), (std::vector<std::string>{"resize2fs", "/dev/mapper/vg0-data0"}));
+    EXPECT_EQ(fs.usages["/data"].size, lvSize + step);
+    EXPECT_FALSE(data().fsGrowPending);
+    EXPECT_EQ(data().state, "idle");
+    EXPECT_THAT(listener.growFailures, IsEmpty());
+    EXPECT_THAT(listener.grows, IsEmpty());
+}
+
+TEST_F(KeeperTest, StartAboveTheThresholdGrowsAtOnce)
+{
+    fill(95);
+    startKeeper();
+    EXPECT_EQ(listener.thresholds.size(), 1U);
+    EXPECT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(modelLvSize(), lvSize + step);
+}
+
+// ---- threshold ----------------------------------------------------------------------------------------------------
+
+TEST_F(KeeperTest, ThresholdCrossedOnlyWhenCrossingUpward)
+{
+    config.volumes[0].autoGrow = false;
+    startKeeper();
+    keeper->onActivity("/data");
+    EXPECT_THAT(listener.thresholds, IsEmpty());
+
+    fill(91);
+    keeper->onActivity("/data");
+    ASSERT_EQ(listener.thresholds.size(), 1U);
+    EXPECT_EQ(listener.thresholds[0].volume, "/data");
+    EXPECT_NEAR(listener.thresholds[0].usedPercent, 91.0, 0.01);
+    EXPECT_EQ(listener.thresholds[0].available, fs.usages["/data"].available);
+
+    fill(92);
+    keeper->onActivity("/data");
+    fill(99);
+    keeper->onActivity("/data");
+    EXPECT_EQ(listener.thresholds.size(), 1U);
+
+    fill(50);
+    keeper->onActivity("/data");
+    EXPECT_EQ(listener.thresholds.size(), 1U);
+    fill(93);
+    keeper->onActivity("/data");
+    EXPECT_EQ(listener.thresholds.size(), 2U);
+    EXPECT_EQ(runner.count("lvextend"), 0U); // AutoGrow=no
+}
+
+TEST_F(KeeperTest, ThresholdCrossedByInodes)
+{
+    config.volumes[0].autoGrow = false;
+    startKeeper();
+    fs.usages["/data"].inodesUsed = fs.usages["/data"].inodes * 95 / 100;
+    keeper->onActivity("/data");
+    EXPECT_EQ(listener.thresholds.size(), 1U);
+}
+
+TEST_F(KeeperTest, ActivityOnAnotherMountIsIgnored)
+{
+    startKeeper();
+    fill(99);
+    keeper->onActivity("/srv");
+    EXPECT_THAT(listener.thresholds, IsEmpty());
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+}
+
+// ---- automatic grow -------------------------------------------------------------------------------------------------
+
+TEST_F(KeeperTest, AutoGrowExtendsByTheStepThenGrowsTheFilesystem)
+{
+    startKeeper();
+    auto before = runner.calls().size();
+    fill(91);
+    keeper->onActivity("/data");
+
+    EXPECT_THAT(runner.keysSince(before), ElementsAre("lvs", "lvextend", "resize2fs"));
+    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + step), "vg0/data0"}));
+    EXPECT_EQ(runner.argvs("resize2fs").at(0), (std::vector<std::string>{"resize2fs", "/dev/mapper/vg0-data0"}));
+    ASSERT_EQ(listener.grows.size(), 1U);
+    EXPECT_EQ(listener.grows[0].volume, "/data");
+    EXPECT_EQ(listener.grows[0].oldSize, lvSize);
+    EXPECT_EQ(listener.grows[0].newSize, lvSize + step);
+    EXPECT_EQ(listener.grows[0].reason, "threshold");
+    EXPECT_EQ(data().lvSize, lvSize + step);
+    EXPECT_EQ(data().vgFree, vgFree - step);
+    EXPECT_EQ(data().state, "idle");
+    EXPECT_FALSE(data().aboveThreshold); // 91% of 2868M is 77% of 3368M
+}
+
+TEST_F(KeeperTest, AutoGrowStepIsRoundedUpToWholeExtents)
+{
+    config.volumes[0].growStep = 501 * MiB;
+    startKeeper();
+    fill(91);
+    keeper->onActivity("/data");
+    ASSERT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 504 * MiB), "vg0/data0"}));
+}
+
+TEST_F(KeeperTest, XfsIsGrownThroughItsMountPoint)
+{
+    fs.mounts["/data"].fsType = "xfs";
+    startKeeper();
+    fill(91);
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("resize2fs"), 0U);
+    ASSERT_EQ(runner.count("xfs_growfs"), 1U);
+    EXPECT_EQ(runner.argvs("xfs_growfs").at(0), (std::vector<std::string>{"xfs_growfs", "/data"}));
+    EXPECT_EQ(listener.grows.size(), 1U);
+}
+
+TEST_F(KeeperTest, ActivityWhileAGrowIsQueuedDoesNotQueueAnother)
+{
+    startKeeper();
+    auto lvsBefore = runner.count("lvs");
+    runner.holdNext("lvs");
+    fill(91);
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvs"), lvsBefore + 1);
+    EXPECT_EQ(data().state, "growing");
+
+    fill(92);
+    keeper->onActivity("/data");
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvs"), lvsBefore + 1); // no second job
+
+    ASSERT_TRUE(runner.release("lvs"));
+    EXPECT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(listener.grows.size(), 1U);
+    EXPECT_EQ(runner.count("lvs"), lvsBefore + 1);
+}
+
+TEST_F(KeeperTest, QueuedAutoGrowRereadsAndSkipsWhenNoLongerAbove)
+{
+    startKeeper();
+    runner.holdNext("lvs");
+    fill(91);
+    keeper->onActivity("/data");
+
+    // Before the job reads the sizes, someone frees space.
+    fill(40);
+    ASSERT_TRUE(runner.release("lvs"));
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+    EXPECT_THAT(listener.grows, IsEmpty());
+    EXPECT_THAT(listener.growFailures, IsEmpty());
+    EXPECT_EQ(data().state, "idle");
+    EXPECT_FALSE(data().autoGrowQueued);
+}
+
+TEST_F(KeeperTest, QueuedAutoGrowSkipsWhenAnotherGrowAlreadyHappened)
+{
+    startKeeper();
+    // An admin's grow is running when the threshold is crossed: the auto-grow waits behind it.
+    runner.holdNext("lvextend");
+    GrowResult manual;
+    keeper->grow("/data", "+1G", into(manual));
+    fill(91);
+    keeper->onActivity("/data");
+    ASSERT_TRUE(runner.release("lvextend"));
+    EXPECT_EQ(manual.calls, 1);
+    EXPECT_FALSE(manual.error);
+
+    // The manual grow brought /data below GrowAt; the queued auto-grow must see that and not grow again.
+    EXPECT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(modelLvSize(), lvSize + 1 * GiB);
+    ASSERT_EQ(listener.grows.size(), 1U);
+    EXPECT_EQ(listener.grows[0].reason, "request");
+}
+
+TEST_F(KeeperTest, CooldownDelaysTheNextAutomaticGrow)
+{
+    startKeeper();
+    fill(91);
+    keeper->onActivity("/data");
+    ASSERT_EQ(runner.count("lvextend"), 1U);
+
+    // A fast writer is over the threshold again right away.
+    fill(95);
+    keeper->onActivity("/data");
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvextend"), 1U);
+
+    scheduler.advance(1999ms);
+    EXPECT_EQ(runner.count("lvextend"), 1U);
+    scheduler.advance(1ms);
+    EXPECT_EQ(runner.count("lvextend"), 2U);
+    EXPECT_EQ(modelLvSize(), lvSize + 2 * step);
+    EXPECT_EQ(listener.grows.size(), 2U);
+}
+
+TEST_F(KeeperTest, CooldownDoesNotDelayAGrowAfterItHasPassed)
+{
+    startKeeper();
+    fill(91);
+    keeper->onActivity("/data");
+    scheduler.advance(5s);
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvextend"), 2U);
+}
+
+TEST_F(KeeperTest, ReadOnlyVolumeIsNotAutoGrown)
+{
+    fs.mounts["/data"].readOnly = true;
+    startKeeper();
+    fill(99);
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+}
+
+// ---- manual grow ----------------------------------------------------------------------------------------------------
+
+TEST_F(KeeperTest, GrowToAnAbsoluteSize)
+{
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/data", "4G", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_EQ(r.size, 4 * GiB);
+    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(4 * GiB), "vg0/data0"}));
+    EXPECT_EQ(runner.count("resize2fs"), 1U);
+    ASSERT_EQ(listener.grows.size(), 1U);
+    EXPECT_EQ(listener.grows[0].oldSize, lvSize);
+    EXPECT_EQ(listener.grows[0].newSize, 4 * GiB);
+    EXPECT_EQ(listener.grows[0].reason, "request");
+}
+
+TEST_F(KeeperTest, GrowByAStepNamingTheLv)
+{
+    startKeeper();
+    GrowResult r;
+    keeper->grow("vg0/data0", "+500M", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_EQ(r.size, lvSize + 500 * MiB);
+    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 500 * MiB), "vg0/data0"}));
+}
+
+TEST_F(KeeperTest, GrowWithoutASizeUsesTheConfiguredStep)
+{
+    config.volumes[0].growStep = 1 * GiB;
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/data/", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_EQ(r.size, lvSize + 1 * GiB);
+    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 1 * GiB), "vg0/data0"}));
+}
+
+TEST_F(KeeperTest, GrowToASizeAlreadyReachedSucceedsWithoutLvextend)
+{
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/data", "2G", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_EQ(r.size, lvSize);
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+    EXPECT_THAT(listener.grows, IsEmpty());
+    EXPECT_EQ(data().state, "idle");
+}
+
+TEST_F(KeeperTest, GrowWithABadSizeIsInvalidArgument)
+{
+    startKeeper();
+    auto before = runner.calls().size();
+    for (const char* size : {"4X", "-1G", "+0", "lots"})
+    {
+        GrowResult r;
+        keeper->grow("/data", size, into(r));
+        ASSERT_EQ(r.calls, 1) << size;
+        EXPECT_EQ(kindOf(r.error), ErrorKind::InvalidArgument) << size;
+    }
+    EXPECT_EQ(runner.calls().size(), before);
+}
+
+TEST_F(KeeperTest, GrowOfAnUnknownVolumeIsNotFound)
+{
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/srv", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NotFound);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("/data (vg0/data0)"));
+
+    GrowResult byLv;
+    keeper->grow("vg0/scratch", "", into(byLv));
+    EXPECT_EQ(kindOf(byLv.error), ErrorKind::NotFound);
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+}
+
+TEST_F(KeeperTest, GrowOfAnEmptyVolumeNameIsInvalidArgument)
+{
+    startKeeper();
+    GrowResult r;
+    keeper->grow("", "", into(r));
+    EXPECT_EQ(kindOf(r.error), ErrorKind::InvalidArgument);
+}
+
+TEST_F(KeeperTest, GrowOfAReadOnlyVolumeIsBusy)
+{
+    fs.mounts["/data"].readOnly = true;
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/data", "+1G", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::Busy);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("Remount"));
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+}
+
+TEST_F(KeeperTest, GrowOfAnUnmountedVolumeIsNotFound)
+{
+    fs.mounts.erase("/data");
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/data", "+1G", into(r));
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NotFound);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("not mounted"));
+}
+
+TEST_F(KeeperTest, LvextendFailureIsCommandFailedAndSignalled)
+{
+    startKeeper();
+    runner.failNext("lvextend", 5, "  Insufficient suitable allocatable extents for logical volume data0");
+    GrowResult r;
+    keeper->grow("/data", "+1G", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::CommandFailed);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("lvextend"));
+    EXPECT_THAT(messageOf(r.error), HasSubstr("Insufficient suitable allocatable extents"));
+    EXPECT_EQ(runner.count("resize2fs"), 0U);
+    ASSERT_EQ(listener.growFailures.size(), 1U);
+    EXPECT_EQ(listener.growFailures[0].first, "/data");
+    EXPECT_THAT(listener.growFailures[0].second, HasSubstr("lvextend"));
+    EXPECT_THAT(listener.grows, IsEmpty());
+    EXPECT_EQ(data().lvSize, lvSize);
+    EXPECT_FALSE(data().fsGrowPending);
+    EXPECT_EQ(data().state, "idle");
+    EXPECT_THAT(data().lastError, HasSubstr("lvextend"));
+}
+
+TEST_F(KeeperTest, ResizeFailureLeavesAPendingFsGrowThatTheNextGrowHealsFirst)
+{
+    startKeeper();
+    runner.failNext("resize2fs", 1, "resize2fs: Device or resource busy while trying to open /dev/mapper/vg0-data0");
+    GrowResult first;
+    keeper->grow("/data", "+500M", into(first));
+    ASSERT_EQ(first.calls, 1);
+    EXPECT_EQ(kindOf(first.error), ErrorKind::CommandFailed);
+    EXPECT_THAT(messageOf(first.error), HasSubstr("resize2fs"));
+    EXPECT_TRUE(data().fsGrowPending);
+    EXPECT_EQ(data().state, "fs-grow-pending");
+    ASSERT_EQ(listener.growFailures.size(), 1U);
+    EXPECT_THAT(listener.grows, IsEmpty());
+    EXPECT_EQ(modelLvSize(), lvSize + step); // the LV did grow
+
+    auto before = runner.calls().size();
+    GrowResult second;
+    keeper->grow("/data", "+500M", into(second));
+    ASSERT_EQ(second.calls, 1);
+    EXPECT_FALSE(second.error) << messageOf(second.error);
+    EXPECT_THAT(runner.keysSince(before), ElementsAre("lvs", "resize2fs", "lvextend", "resize2fs"));
+    EXPECT_EQ(second.size, lvSize + 2 * step);
+    EXPECT_FALSE(data().fsGrowPending);
+    EXPECT_EQ(data().state, "idle");
+    EXPECT_EQ(fs.usages["/data"].size, lvSize + 2 * step);
+}
+
+TEST_F(KeeperTest, MaxSizeReachedIsNoSpaceAndExhaustedOncePerEpisode)
+{
+    config.volumes[0].maxSize = lvSize;
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/data", "+1G", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NoSpace);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("MaxSize"));
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+    ASSERT_EQ(listener.exhausted.size(), 1U);
+    EXPECT_EQ(listener.exhausted[0].first, "/data");
+    EXPECT_THAT(listener.exhausted[0].second, HasSubstr("MaxSize"));
+
+    GrowResult again;
+    keeper->grow("/data", "+1G", into(again));
+    EXPECT_EQ(kindOf(again.error), ErrorKind::NoSpace);
+    EXPECT_EQ(listener.exhausted.size(), 1U);
+}
+
+TEST_F(KeeperTest, AutoGrowAtMaxSizeGivesUpUntilUsageDropsBelowGrowAt)
+{
+    config.volumes[0].maxSize = lvSize;
+    startKeeper();
+    auto lvsBefore = runner.count("lvs");
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvs"), lvsBefore + 1);
+    EXPECT_EQ(listener.exhausted.size(), 1U);
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+
+    // Still full: no more jobs, no more signals, however long it stays there.
+    for (int n = 0; n < 5; ++n)
+    {
+        scheduler.advance(10s);
+        keeper->onActivity("/data");
+    }
+    EXPECT_EQ(runner.count("lvs"), lvsBefore + 1);
+    EXPECT_EQ(listener.exhausted.size(), 1U);
+
+    // A new episode: space was freed, then filled again.
+    fill(50);
+    keeper->onActivity("/data");
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_EQ(listener.exhausted.size(), 2U);
+}
+
+TEST_F(KeeperTest, AutoGrowStopsAtMaxSizeRoundedDownToExtents)
+{
+    config.volumes[0].maxSize = lvSize + 102 * MiB;
+    startKeeper();
+    fill(95);
+    keeper->onActivity("/data");
+    ASSERT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 100 * MiB), "vg0/data0"}));
+}
+
+TEST_F(KeeperTest, ManualGrowBeyondTheVgIsNoSpaceNamingFreeSpaceAndAddDisk)
+{
+    lvmModel.setVgFree("vg0", 100 * MiB);
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/data", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NoSpace);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("vg0 has 100M free"));
+    EXPECT_THAT(messageOf(r.error), HasSubstr("500M more"));
+    EXPECT_THAT(messageOf(r.error), HasSubstr("AddDisk"));
+    EXPECT_EQ(runner.count("lvextend"), 0U); // no partial grow on request
+    ASSERT_EQ(listener.growFailures.size(), 1U);
+    EXPECT_THAT(listener.growFailures[0].second, HasSubstr("AddDisk"));
+    // 100M is still there for auto-grow to take: the VG is not exhausted.
+    EXPECT_THAT(listener.exhausted, IsEmpty());
+}
+
+TEST_F(KeeperTest, AutoGrowTakesWhatIsLeftInTheVg)
+{
+    lvmModel.setVgFree("vg0", 100 * MiB);
+    startKeeper();
+    fill(95);
+    keeper->onActivity("/data");
+    ASSERT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 100 * MiB), "vg0/data0"}));
+    ASSERT_EQ(listener.grows.size(), 1U);
+    EXPECT_EQ(listener.grows[0].newSize, lvSize + 100 * MiB);
+}
+
+TEST_F(KeeperTest, AutoGrowInAFullVgIsExhausted)
+{
+    lvmModel.setVgFree("vg0", 0);
+    startKeeper();
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+    ASSERT_EQ(listener.exhausted.size(), 1U);
+    EXPECT_THAT(listener.exhausted[0].second, HasSubstr("vg0"));
+    ASSERT_EQ(listener.growFailures.size(), 1U);
+    EXPECT_THAT(listener.growFailures[0].second, HasSubstr("AddDisk"));
+}
+
+TEST_F(KeeperTest, JobsOnOneVgAreSerialized)
+{
+    startKeeper();
+    runner.holdNext("lvextend");
+    auto before = runner.calls().size();
+    GrowResult first;
+    GrowResult second;
+    keeper->grow("/data", "+100M", into(first));
+    keeper->grow("/data", "+200M", into(second));
+    EXPECT_THAT(runner.keysSince(before), ElementsAre("lvs", "lvextend"));
+    EXPECT_EQ(first.calls, 0);
+    EXPECT_EQ(second.calls, 0);
+
+    ASSERT_TRUE(runner.release("lvextend"));
+    EXPECT_THAT(runner.keysSince(before), ElementsAre("lvs", "lvextend", "resize2fs", "lvs", "lvextend", "resize2fs"));
+    EXPECT_EQ(first.calls, 1);
+    EXPECT_EQ(second.calls, 1);
+    EXPECT_EQ(first.size, lvSize + 100 * MiB);
+    // The second job read the LV after the first had grown it.
+    EXPECT_EQ(second.size, lvSize + 300 * MiB);
+    EXPECT_EQ(runner.argvs("lvextend").at(1), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 300 * MiB), "vg0/data0"}));
+}
+
+TEST_F(KeeperTest, AddDiskWaitsForAGrowOnTheSameVg)
+{
+    startKeeper();
+    runner.holdNext("lvextend");
+    GrowResult grow;
+    DiskResult disk;
+    keeper->grow("/data", "+100M", into(grow));
+    keeper->addDisk("vg0", "", into(disk));
+    EXPECT_EQ(runner.count("vgs"), 0U);
+    EXPECT_THAT(disks.created, IsEmpty());
+    ASSERT_TRUE(runner.release("lvextend"));
+    EXPECT_EQ(runner.count("vgs"), 1U);
+    EXPECT_FALSE(disk.error) << messageOf(disk.error);
+}
+
+// ---- add disk -------------------------------------------------------------------------------------------------------
+
+TEST_F(KeeperTest, AddDiskCreatesAttachesAndJoinsAnImage)
+{
+    startKeeper();
+    auto before = runner.calls().size();
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_EQ(r.image, "/media/disk3.img");
+    EXPECT_EQ(r.device, "/dev/loop3");
+
+    EXPECT_THAT(runner.keysSince(before), ElementsAre("vgs", "pvcreate", "vgextend"));
+    EXPECT_EQ(runner.argvs("vgs").at(0), lvmArgv(lvm::vgsArgs()));
+    EXPECT_EQ(runner.argvs("pvcreate").at(0), lvmArgv({"pvcreate", "/dev/loop3"}));
+    EXPECT_EQ(runner.argvs("vgextend").at(0), lvmArgv({"vgextend", "vg0", "/dev/loop3"}));
+    ASSERT_EQ(disks.created.size(), 1U);
+    EXPECT_EQ(disks.created[0], std::make_pair(std::string("/media/disk3.img"), 1800 * MiB));
+    EXPECT_THAT(disks.attached, ElementsAre("/media/disk3.img"));
+    EXPECT_THAT(disks.detached, IsEmpty());
+    EXPECT_THAT(disks.removed, IsEmpty());
+    EXPECT_THAT(state.stored, Contains("/media/disk3.img"));
+
+    ASSERT_EQ(listener.disksAdded.size(), 1U);
+    EXPECT_EQ(listener.disksAdded[0].vg, "vg0");
+    EXPECT_EQ(listener.disksAdded[0].image, "/media/disk3.img");
+    EXPECT_EQ(listener.disksAdded[0].device, "/dev/loop3");
+    EXPECT_EQ(listener.disksAdded[0].size, 1800 * MiB);
+    EXPECT_EQ(data().vgFree, vgFree + 1800 * MiB);
+}
+
+TEST_F(KeeperTest, AddDiskWithAnExplicitSizeRoundsToMebibytes)
+{
+    startKeeper();
+    DiskResult r;
+    keeper->addDisk("vg0", "1G", into(r));
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    ASSERT_EQ(disks.created.size(), 1U);
+    EXPECT_EQ(disks.created[0].second, 1 * GiB);
+}
+
+TEST_F(KeeperTest, AddDiskRejectsRelativeAndTinySizes)
+{
+    startKeeper();
+    for (const char* size : {"+1G", "8M", "junk"})
+    {
+        DiskResult r;
+        keeper->addDisk("vg0", size, into(r));
+        ASSERT_EQ(r.calls, 1) << size;
+        EXPECT_EQ(kindOf(r.error), ErrorKind::InvalidArgument) << size;
+    }
+    EXPECT_THAT(disks.created, IsEmpty());
+}
+
+TEST_F(KeeperTest, AddDiskUndoesEverythingWhenVgextendFails)
+{
+    startKeeper();
+    std::size_t detachedAtPvremove = 99;
+    runner.setHandler("pvremove", [&](const std::vector<std::string>&) {
+        detachedAtPvremove = disks.detached.size();
+        return test::FakeRunner::Response{};
+    });
+    runner.failNext("vgextend", 5, "  Volume group \"vg0\" has insufficient free space");
+    auto before = runner.calls().size();
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::CommandFailed);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("vgextend"));
+
+    EXPECT_THAT(runner.keysSince(before), ElementsAre("vgs", "pvcreate", "vgextend", "pvremove"));
+    EXPECT_EQ(runner.argvs("pvremove").at(0), lvmArgv({"pvremove", "/dev/loop3"}));
+    EXPECT_EQ(detachedAtPvremove, 0U); // the PV label goes before the device
+    EXPECT_THAT(disks.detached, ElementsAre("/dev/loop3"));
+    EXPECT_THAT(disks.removed, ElementsAre("/media/disk3.img"));
+    EXPECT_EQ(disks.files.count("/media/disk3.img"), 0U);
+    EXPECT_THAT(state.stored, Not(Contains("/media/disk3.img")));
+    EXPECT_THAT(listener.disksAdded, IsEmpty());
+}
+
+TEST_F(KeeperTest, AddDiskRemovesTheImageWhenAttachFails)
+{
+    startKeeper();
+    disks.attachFails = true;
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::Failed);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("loop device"));
+    EXPECT_THAT(disks.removed, ElementsAre("/media/disk3.img"));
+    EXPECT_EQ(runner.count("pvcreate"), 0U);
+    EXPECT_THAT(listener.disksAdded, IsEmpty());
+}
+
+TEST_F(KeeperTest, AddDiskNeverWritesOverASignature)
+{
+    startKeeper();
+    disks.signatures["/dev/loop3"] = "ext4";
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_TRUE(r.error);
+    EXPECT_EQ(runner.count("pvcreate"), 0U);
+    EXPECT_THAT(disks.detached, ElementsAre("/dev/loop3"));
+    EXPECT_THAT(disks.removed, ElementsAre("/media/disk3.img"));
+}
+
+TEST_F(KeeperTest, AddDiskWithoutHostSpaceNamesWhatHoldsDeletedFiles)
+{
+    startKeeper();
+    fs.usages["/media"] = FakeFilesystems::usageOf(40 * GiB, 95); // 2.0G free < 1800M + 256M
+    fs.held = {HeldDeletedFile{381, "python3", "/var/log/app/debug.log", 3 * GiB}};
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NoHostSpace);
+    auto message = messageOf(r.error);
+    EXPECT_THAT(message, HasSubstr("/media"));
+    EXPECT_THAT(message, HasSubstr("ReserveHostSpace"));
+    EXPECT_THAT(message, HasSubstr("python3 (pid 381)"));
+    EXPECT_THAT(message, HasSubstr("/var/log/app/debug.log"));
+    EXPECT_THAT(disks.created, IsEmpty());
+    EXPECT_EQ(runner.count("pvcreate"), 0U);
+}
+
+TEST_F(KeeperTest, AddDiskWithExactlyTheReserveLeftFits)
+{
+    startKeeper();
+    fs.usages["/media"].available = 1800 * MiB + 256 * MiB;
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+}
+
+TEST_F(KeeperTest, AddDiskToAnUnwatchedVgIsNotFound)
+{
+    startKeeper();
+    auto before = runner.calls().size();
+    DiskResult r;
+    keeper->addDisk("vg9", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NotFound);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("vg0"));
+    EXPECT_EQ(runner.calls().size(), before);
+    EXPECT_THAT(disks.created, IsEmpty());
+}
+
+TEST_F(KeeperTest, AddDiskRespectsMaxDisks)
+{
+    config.disks.maxDisks = 3;
+    startKeeper();
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NoSpace);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("MaxDisks"));
+    EXPECT_THAT(disks.created, IsEmpty());
+}
+
+TEST_F(KeeperTest, AddedDiskGrowsAWaitingVolumeWithoutWaitingForAWrite)
+{
+    // The VG ran dry with /data over GrowAt; writers now fail with ENOSPC, which fanotify does not report.
+    lvmModel.setVgFree("vg0", 0);
+    startKeeper();
+    fill(99);
+    keeper->onActivity("/data");
+    ASSERT_EQ(listener.exhausted.size(), 1U);
+    scheduler.advance(5s); // past the cooldown of the failed attempt
+
+    // The admin does what SpaceExhausted said: AddDisk. /data must grow now, not at the next write or backstop.
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    ASSERT_FALSE(r.error) << messageOf(r.error);
+    ASSERT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + step), "vg0/data0"}));
+    ASSERT_EQ(listener.grows.size(), 1U);
+    EXPECT_EQ(listener.grows[0].reason, "threshold");
+}
+
+TEST_F(KeeperTest, OversizedManualGrowDoesNotStopAutoGrow)
+{
+    // An admin asks for more than the VG has: refused, but the VG is not exhausted and auto-grow must go on.
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/data", "+100G", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NoSpace);
+    EXPECT_THAT(listener.exhausted, IsEmpty());
+
+    scheduler.advance(5s);
+    fill(95);
+    keeper->onActivity("/data");
+    ASSERT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + step), "vg0/data0"}));
+}
+
+TEST_F(KeeperTest, ManualGrowInAFullVgIsExhausted)
+{
+    lvmModel.setVgFree("vg0", 0);
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/data", "", into(r));
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NoSpace);
+    ASSERT_EQ(listener.exhausted.size(), 1U);
+    EXPECT_THAT(listener.exhausted[0].second, HasSubstr("vg0"));
+}
+
+TEST_F(KeeperTest, HugeGrowRequestsAreRefusedAndTheVgKeepsWorking)
+{
+    startKeeper();
+    for (const char* size : {"18446744073709551615", "+18446744073709551615", "+16777215T"})
+    {
+        GrowResult r;
+        keeper->grow("/data", size, into(r));
+        ASSERT_EQ(r.calls, 1) << size;
+        EXPECT_EQ(kindOf(r.error), ErrorKind::NoSpace) << size;
+    }
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+
+    // The VG's job lane is not wedged.
+    GrowResult after;
+    keeper->grow("/data", "+100M", into(after));
+    ASSERT_EQ(after.calls, 1);
+    EXPECT_FALSE(after.error) << messageOf(after.error);
+}
+
+// ---- remount and mounts ---------------------------------------------------------------------------------------------
+
+TEST_F(KeeperTest, RemountOfAReadOnlyVolume)
+{
+    fs.mounts["/data"].readOnly = true;
+    fs.usages["/data"].readOnly = true;
+    startKeeper();
+    EXPECT_TRUE(data().readOnly);
+    ASSERT_EQ(listener.readOnlys.size(), 1U);
+
+    RemountResult r;
+    keeper->remount("/data", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_THAT(fs.remounts, ElementsAre("/data"));
+    EXPECT_THAT(listener.remounts, ElementsAre("/data"));
+    EXPECT_FALSE(data().readOnly);
+    EXPECT_EQ(data().state, "idle");
+}
+
+TEST_F(KeeperTest, RemountWithFilesystemErrorsRefusesAndNamesFsck)
+{
+    fs.mounts["/data"].readOnly = true;
+    fs.errors["/data"] = 3;
+    startKeeper();
+    ASSERT_EQ(listener.readOnlys.size(), 1U);
+    EXPECT_THAT(listener.readOnlys[0].second, HasSubstr("3 errors"));
+
+    RemountResult r;
+    keeper->remount("/data", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::FilesystemErrors);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("fsck.ext4 -f /dev/mapper/vg0-data0"));
+    EXPECT_THAT(fs.remounts, IsEmpty());
+    EXPECT_THAT(listener.remounts, IsEmpty());
+    EXPECT_TRUE(data().fsErrors);
+}
+
+TEST_F(KeeperTest, RemountOfAnXfsWithErrorsNamesXfsRepair)
+{
+    fs.mounts["/data"].readOnly = true;
+    fs.mounts["/data"].fsType = "xfs";
+    fs.errors["/data"] = 1;
+    startKeeper();
+    RemountResult r;
+    keeper->remount("/data", into(r));
+    EXPECT_EQ(kindOf(r.error), ErrorKind::FilesystemErrors);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("xfs_repair /dev/mapper/vg0-data0"));
+}
+
+TEST_F(KeeperTest, RemountOfAReadWriteVolumeDoesNothing)
+{
+    startKeeper();
+    RemountResult r;
+    keeper->remount("/data", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_THAT(fs.remounts, IsEmpty());
+    EXPECT_THAT(listener.remounts, IsEmpty());
+}
+
+TEST_F(KeeperTest, RemountFailureIsReported)
+{
+    fs.mounts["/data"].readOnly = true;
+    fs.remountFails = true;
+    startKeeper();
+    RemountResult r;
+    keeper->remount("/data", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::CommandFailed);
+    EXPECT_THAT(listener.remounts, IsEmpty());
+    EXPECT_EQ(data().state, "idle");
+}
+
+TEST_F(KeeperTest, RemountOfAnUnknownVolumeIsNotFound)
+{
+    startKeeper();
+    RemountResult r;
+    keeper->remount("/srv", into(r));
+    EXPECT_EQ(kindOf(r.error), ErrorKind::NotFound);
+}
+
+TEST_F(KeeperTest, MountTurningReadOnlyIsSignalledOnce)
+{
+    startKeeper();
+    EXPECT_THAT(listener.readOnlys, IsEmpty());
+    fs.mounts["/data"].readOnly = true;
+    fs.usages["/data"].readOnly = true;
+    keeper->onMountsChanged();
+    ASSERT_EQ(listener.readOnlys.size(), 1U);
+    EXPECT_EQ(listener.readOnlys[0].first, "/data");
+    EXPECT_EQ(listener.readOnlys[0].second, "mounted read-only");
+    EXPECT_TRUE(data().readOnly);
+
+    keeper->onMountsChanged();
+    EXPECT_EQ(listener.readOnlys.size(), 1U);
+    scheduler.advance(1s);
+    EXPECT_THAT(keeper->statusLine(), HasSubstr("READ-ONLY"));
+}
+
+TEST_F(KeeperTest, KernelRemountReadOnlyAfterAnErrorIsSignalledAtOnce)
+{
+    // ext4 errors=remount-ro flips the superblock read-only: no mount table event, no more writes to report.
+    startKeeper();
+    fs.mounts["/data"].readOnly = true;
+    fs.usages["/data"].readOnly = true;
+    fs.errors["/data"] = 2;
+    keeper->onFilesystemError("/data");
+    EXPECT_TRUE(data().fsErrors);
+    EXPECT_TRUE(data().readOnly);
+    ASSERT_EQ(listener.readOnlys.size(), 1U);
+    EXPECT_THAT(listener.readOnlys[0].second, HasSubstr("2 errors"));
+
+    GrowResult r;
+    keeper->grow("/data", "+1G", into(r));
+    EXPECT_EQ(kindOf(r.error), ErrorKind::Busy);
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+}
+
+TEST_F(KeeperTest, FilesystemErrorOnAWritableMountKeepsItWritable)
+{
+    startKeeper();
+    fs.errors["/data"] = 1;
+    keeper->onFilesystemError("/data");
+    EXPECT_TRUE(data().fsErrors);
+    EXPECT_FALSE(data().readOnly);
+    EXPECT_THAT(listener.readOnlys, IsEmpty());
+}
+
+TEST_F(KeeperTest, StartDoesNotTryToHealAReadOnlyVolume)
+{
+    // The incident: the LV was extended by hand without --resizefs, and /data is mounted read-only.
+    lvmModel.lv("vg0", "data0").size = lvSize + step;
+    fs.mounts["/data"].readOnly = true;
+    fs.usages["/data"].readOnly = true;
+    startKeeper();
+    EXPECT_EQ(runner.count("resize2fs"), 0U); // online resize cannot work on a read-only mount
+    EXPECT_THAT(listener.growFailures, IsEmpty());
+    EXPECT_TRUE(data().fsGrowPending);
+
+    // Once read-write, the filesystem step is finished.
+    RemountResult r;
+    keeper->remount("/data", into(r));
+    ASSERT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_EQ(runner.count("resize2fs"), 1U);
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+    EXPECT_FALSE(data().fsGrowPending);
+    EXPECT_EQ(fs.usages["/data"].size, lvSize + step);
+    EXPECT_EQ(data().state, "idle");
+}
+
+TEST_F(KeeperTest, UnmountStopsWatchingAndRemountStartsAgain)
+{
+    startKeeper();
+    fs.mounts.erase("/data");
+    keeper->onMountsChanged();
+    EXPECT_THAT(watcher.unwatchCalls, ElementsAre("/data"));
+    EXPECT_FALSE(data().mounted);
+    EXPECT_EQ(keeper->statusLine(), "/data not mounted");
+
+    auto lvsBefore = runner.count("lvs");
+    fs.mounts["/data"] = MountInfo{"/data", "/dev/mapper/vg0-data0", "ext4", 253, 0, false, "rw"};
+    keeper->onMountsChanged();
+    EXPECT_THAT(watcher.watchCalls, ElementsAre("/data", "/data"));
+    EXPECT_EQ(runner.count("lvs"), lvsBefore + 1); // a new filesystem is identified again
+    EXPECT_EQ(data().vg, "vg0");
+}
+
+// ---- loop devices ---------------------------------------------------------------------------------------------------
+
+class AdoptTest : public KeeperTest
+{
+  protected:
+    AdoptTest()
+    {
+        config.disks.adoptLoopDevices = true;
+        disks.files["/media/extra.img"] = 1 * GiB;
+        disks.loops.push_back(extra);
+    }
+
+    LoopDevice extra{"/dev/loop7", "/media/extra.img"};
+};
+
+TEST_F(AdoptTest, BlankImageInTheImageDirectoryJoinsTheVg)
+{
+    startKeeper();
+    auto before = runner.calls().size();
+    keeper->onLoopDevice("add", extra);
+    EXPECT_THAT(runner.keysSince(before), ElementsAre("pvcreate", "vgextend"));
+    EXPECT_EQ(runner.argvs("pvcreate").at(0), lvmArgv({"pvcreate", "/dev/loop7"}));
+    EXPECT_EQ(runner.argvs("vgextend").at(0), lvmArgv({"vgextend", "vg0", "/dev/loop7"}));
+    ASSERT_EQ(listener.disksAdded.size(), 1U);
+    EXPECT_EQ(listener.disksAdded[0].vg, "vg0");
+    EXPECT_EQ(listener.disksAdded[0].image, "/media/extra.img");
+    EXPECT_EQ(listener.disksAdded[0].device, "/dev/loop7");
+    EXPECT_EQ(listener.disksAdded[0].size, 1 * GiB);
+    EXPECT_THAT(state.stored, Contains("/media/extra.img"));
+}
+
+TEST_F(AdoptTest, DeviceWithASignatureIsLeftAlone)
+{
+    disks.signatures["/dev/loop7"] = "ext4";
+    startKeeper();
+    auto before = runner.calls().size();
+    keeper->onLoopDevice("add", extra);
+    EXPECT_THAT(runner.keysSince(before), IsEmpty());
+    EXPECT_THAT(listener.disksAdded, IsEmpty());
+    EXPECT_THAT(state.stored, Not(Contains("/media/extra.img")));
+}
+
+TEST_F(AdoptTest, NothingIsAdoptedWhenAdoptLoopDevicesIsOff)
+{
+    config.disks.adoptLoopDevices = false;
+    startKeeper();
+    auto before = runner.calls().size();
+    keeper->onLoopDevice("add", extra);
+    EXPECT_THAT(runner.keysSince(before), IsEmpty());
+    EXPECT_THAT(listener.disksAdded, IsEmpty());
+}
+
+TEST_F(AdoptTest, ImageOutsideTheImageDirectoryIsLeftAlone)
+{
+    startKeeper();
+    auto before = runner.calls().size();
+    keeper->onLoopDevice("add", LoopDevice{"/dev/loop8", "/home/user/vm.img"});
+    keeper->onLoopDevice("add", LoopDevice{"/dev/loop9", "/media-old/disk.img"});
+    EXPECT_THAT(runner.keysSince(before), IsEmpty());
+}
+
+TEST_F(AdoptTest, RemoveEventsAreIgnored)
+{
+    startKeeper();
+    auto before = runner.calls().size();
+    keeper->onLoopDevice("remove", extra);
+    keeper->onLoopDevice("change", LoopDevice{"/dev/loop7", ""});
+    EXPECT_THAT(runner.keysSince(before), IsEmpty());
+}
+
+TEST_F(AdoptTest, TheDeviceAddDiskAttachedIsNotAdoptedTwice)
+{
+    startKeeper();
+    // udev reports the loop device AddDisk binds while the job is still running.
+    runner.holdNext("pvcreate");
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    keeper->onLoopDevice("add", LoopDevice{"/dev/loop3", "/media/disk3.img"});
+    ASSERT_TRUE(runner.release("pvcreate"));
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_EQ(runner.count("pvcreate"), 1U);
+    EXPECT_EQ(listener.disksAdded.size(), 1U);
+}
+
+// ---- properties -----------------------------------------------------------------------------------------------------
+
+TEST_F(KeeperTest, VolumeChangedIsRateLimited)
+{
+    config.volumes[0].autoGrow = false;
+    startKeeper();
+    scheduler.advance(1s);
+    listener.changed.clear();
+
+    // A burst at one instant: nothing at once, one batch when the interval ends.
+    for (int n = 0; n < 50; ++n)
+    {
+        fill(30 + n * 0.1);
+        keeper->onActivity("/data");
+    }
+    EXPECT_THAT(listener.changed, IsEmpty());
+    scheduler.advance(250ms);
+    EXPECT_THAT(listener.changed, ElementsAre(0U));
+
+    // A steady writer for two seconds: at most one batch per 250ms interval.
+    listener.changed.clear();
+    for (int ms = 0; ms < 2000; ++ms)
+    {
+        fill(40 + ms * 0.01);
+        keeper->onActivity("/data");
+        scheduler.advance(1ms);
+    }
+    EXPECT_LE(listener.changed.size(), 2000U / 250U + 1U);
+    EXPECT_GE(listener.changed.size(), 2000U / 250U - 1U);
+}
+
+TEST_F(KeeperTest, StatusChangesAreRateLimitedWithProperties)
+{
+    startKeeper();
+    scheduler.advance(1s);
+    auto before = listener.statuses.size();
+    fill(50);
+    keeper->onActivity("/data");
+    fill(75);
+    keeper->onActivity("/data");
+    scheduler.advance(250ms);
+    ASSERT_EQ(listener.statuses.size(), before + 1);
+    EXPECT_EQ(listener.statuses.back(), "/data 75% used, grows at 90% by 500M");
+}
+
+} // namespace
+} // namespace lvkeeper
