@@ -1,1 +1,275 @@
+// LinuxDisks (images, loop devices, blkid), UdevMonitor on kernel uevents, FileStateStore.
+
+#include "fixture.hpp"
+
+#include "lvkeeper/sys/linux.hpp"
+#include "lvkeeper/sys/udev_monitor.hpp"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+using namespace std::chrono_literals;
+using lvkeeper::LoopDevice;
+using lvkeeper::sys::FileStateStore;
+using lvkeeper::sys::LinuxDisks;
+using lvkeeper::sys::UdevMonitor;
+using lvkeeper::test::EventLoop;
+using lvkeeper::test::TempDir;
+
+namespace
+{
+
+constexpr std::uint64_t MiB = 1024 * 1024;
+
+std::string realPath(const std::string& path)
+{
+    char* real = ::realpath(path.c_str(), nullptr);
+    std::string result = real != nullptr ? real : path;
+    std::free(real);
+    return result;
+}
+
+bool hasLoop(const std::vector<LoopDevice>& loops, const std::string& device)
+{
+    return std::any_of(loops.begin(), loops.end(), [&](const LoopDevice& l) { return l.device == device; });
+}
+
+/// Detaches on scope exit, so a failed assertion never leaks a loop device.
+class AttachedLoop
+{
+  public:
+    AttachedLoop(LinuxDisks& disks, const std::string& image) : disks_(disks), device_(disks.attachLoop(image)) {}
+    ~AttachedLoop()
+    {
+        detach();
+    }
+    AttachedLoop(const AttachedLoop&) = delete;
+    AttachedLoop& operator=(const AttachedLoop&) = delete;
+
+    const std::string& device() const
+    {
+        return device_;
+    }
+    void detach()
+    {
+        if (!detached_)
+        {
+            detached_ = true;
+            disks_.detachLoop(device_);
+        }
+    }
+
+  private:
+    LinuxDisks& disks_;
+    std::string device_;
+    bool detached_ = false;
+};
+
+class DisksTest : public ::testing::Test
+{
+  protected:
+    void SetUp() override
+    {
+        if (!lvkeeper::test::isRoot())
+        {
+            GTEST_SKIP() << "needs root (loop devices, mount)";
+        }
+    }
+
+    TempDir dir;
+    LinuxDisks disks;
+};
+
+TEST_F(DisksTest, CreateImageIsFullyAllocated)
+{
+    const std::string image = dir / "disk.img";
+    disks.createImage(image, 16 * MiB);
+    auto allocation = disks.fileAllocation(image);
+    ASSERT_TRUE(allocation);
+    EXPECT_EQ(allocation->second, 16 * MiB);
+    EXPECT_GE(allocation->first, 16 * MiB);
+
+    struct stat st{};
+    ASSERT_EQ(::stat(image.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(DisksTest, CreateImageRefusesAnExistingPath)
+{
+    const std::string image = dir / "disk.img";
+    std::ofstream(image) << "precious";
+    try
+    {
+        disks.createImage(image, MiB);
+        ADD_FAILURE() << "no exception";
+    }
+    catch (const std::system_error& e)
+    {
+        EXPECT_EQ(e.code().value(), EEXIST);
+    }
+    std::ifstream in(image);
+    std::string content;
+    in >> content;
+    EXPECT_EQ(content, "precious");
+}
+
+TEST_F(DisksTest, CreateImageOnAFullFilesystemFailsWithEnospcAndLeavesNothing)
+{
+    const std::string small = dir / "small";
+    ASSERT_EQ(::mkdir(small.c_str(), 0755), 0);
+    ASSERT_EQ(::mount("lvkeeper-test", small.c_str(), "tmpfs", 0, "size=1m"), 0);
+    int code = 0;
+    try
+    {
+        disks.createImage(small + "/disk.img", 8 * MiB);
+    }
+    catch (const std::system_error& e)
+    {
+        code = e.code().value();
+    }
+    bool leftover = ::access((small + "/disk.img").c_str(), F_OK) == 0;
+    ::umount2(small.c_str(), MNT_DETACH);
+    EXPECT_EQ(code, ENOSPC);
+    EXPECT_FALSE(leftover);
+}
+
+TEST_F(DisksTest, RemoveImage)
+{
+    const std::string image = dir / "disk.img";
+    disks.createImage(image, MiB);
+    disks.removeImage(image);
+    EXPECT_FALSE(disks.fileAllocation(image));
+    EXPECT_THROW(disks.removeImage(image), std::system_error);
+}
+
+TEST_F(DisksTest, LoopRoundTripAndSignatures)
+{
+    const std::string image = dir / "disk.img";
+    disks.createImage(image, 32 * MiB);
+
+    AttachedLoop loop(disks, image);
+    EXPECT_EQ(loop.device().rfind("/dev/loop", 0), 0u) << loop.device();
+
+    auto loops = disks.loopDevices();
+    auto found = std::find_if(loops.begin(), loops.end(), [&](const LoopDevice& l) { return l.device == loop.device(); });
+    ASSERT_NE(found, loops.end());
+    EXPECT_EQ(found->backingFile, realPath(image));
+
+    // fallocate leaves zeroes: nothing for blkid to find.
+    EXPECT_EQ(disks.signature(loop.device()), std::nullopt);
+    ASSERT_EQ(lvkeeper::test::runProgram({"mkfs.ext4", "-q", "-F", "-E", "nodiscard", loop.device()}), 0);
+    EXPECT_EQ(disks.signature(loop.device()), std::optional<std::string>("ext4"));
+
+    loop.detach();
+    EXPECT_FALSE(hasLoop(disks.loopDevices(), loop.device()));
+}
+
+TEST_F(DisksTest, SignatureOfAMissingDeviceThrows)
+{
+    EXPECT_THROW(disks.signature("/dev/lvkeeper-no-such-device"), std::system_error);
+}
+
+TEST_F(DisksTest, DetachingAnUnboundDeviceThrows)
+{
+    const std::string image = dir / "disk.img";
+    disks.createImage(image, MiB);
+    AttachedLoop loop(disks, image);
+    std::string device = loop.device();
+    loop.detach();
+    EXPECT_THROW(disks.detachLoop(device), std::system_error);
+}
+
+TEST_F(DisksTest, LoopDevicesUnderAFakeSysRoot)
+{
+    TempDir sys;
+    std::filesystem::create_directories(sys / "block/loop3/loop");
+    std::filesystem::create_directories(sys / "block/loop4");
+    std::filesystem::create_directories(sys / "block/vda");
+    std::ofstream(sys / "block/loop3/loop/backing_file") << "/media/disk3.img\n";
+
+    LinuxDisks fake(sys.path());
+    auto loops = fake.loopDevices();
+    ASSERT_EQ(loops.size(), 1u);
+    EXPECT_EQ(loops[0].device, "/dev/loop3");
+    EXPECT_EQ(loops[0].backingFile, "/media/disk3.img");
+}
+
+TEST_F(DisksTest, ListDirectoryAndFileAllocation)
+{
+    std::ofstream(dir / "b") << "bb";
+    std::ofstream(dir / "a") << "a";
+    EXPECT_EQ(disks.listDirectory(dir.path()), (std::vector<std::string>{"a", "b"}));
+    EXPECT_TRUE(disks.listDirectory(dir / "missing").empty());
+
+    auto allocation = disks.fileAllocation(dir / "b");
+    ASSERT_TRUE(allocation);
+    EXPECT_EQ(allocation->second, 2u);
+    EXPECT_FALSE(disks.fileAllocation(dir / "missing"));
+}
+
+TEST_F(DisksTest, UdevMonitorSeesLoopAttachAndDetach)
+{
+    EventLoop loop;
+    std::vector<std::pair<std::string, LoopDevice>> events;
+    // No udevd on a bare host: listen to the kernel's own uevents, as the daemon does then.
+    UdevMonitor monitor(
+        loop.get(), [&](const std::string& action, const LoopDevice& device) { events.emplace_back(action, device); },
+        "kernel");
+
+    const std::string image = dir / "disk.img";
+    disks.createImage(image, 16 * MiB);
+    AttachedLoop attached(disks, image);
+    const std::string backing = realPath(image);
+
+    auto sawAttach = [&] {
+        return std::any_of(events.begin(), events.end(), [&](const auto& e) {
+            return (e.first == "change" || e.first == "add") && e.second.device == attached.device() &&
+                   e.second.backingFile == backing;
+        });
+    };
+    EXPECT_TRUE(loop.runUntil(sawAttach, 1s));
+
+    events.clear();
+    attached.detach();
+    auto sawDetach = [&] {
+        return std::any_of(events.begin(), events.end(), [&](const auto& e) {
+            return e.second.device == attached.device() && e.second.backingFile.empty();
+        });
+    };
+    EXPECT_TRUE(loop.runUntil(sawDetach, 1s));
+}
+
+TEST(FileStateStoreTest, RoundTrip)
+{
+    TempDir dir;
+    FileStateStore store(dir / "state/lvkeeper");
+    EXPECT_TRUE(store.images().empty());
+
+    std::vector<std::string> images = {"/var/lib/lvkeeper/images/pv1.img", "/media/spare/pv 2.img"};
+    store.setImages(images);
+    EXPECT_EQ(store.images(), images);
+    EXPECT_FALSE(std::filesystem::exists(dir / "state/lvkeeper/images.tmp"));
+
+    struct stat st{};
+    ASSERT_EQ(::stat((dir / "state/lvkeeper").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISDIR(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777 & ~0755u, 0u);
+
+    FileStateStore reopened(dir / "state/lvkeeper");
+    EXPECT_EQ(reopened.images(), images);
+
+    store.setImages({});
+    EXPECT_TRUE(store.images().empty());
+
+    EXPECT_THROW(store.setImages({"relative.img"}), std::invalid_argument);
+    EXPECT_THROW(store.setImages({"/two\nlines"}), std::invalid_argument);
+}
+
+} // namespace

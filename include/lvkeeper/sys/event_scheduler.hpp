@@ -12,6 +12,10 @@ class EventScheduler : public Scheduler
 {
   public:
     explicit EventScheduler(sd_event* event);
+    ~EventScheduler() override;
+
+    EventScheduler(const EventScheduler&) = delete;
+    EventScheduler& operator=(const EventScheduler&) = delete;
 
     Clock::time_point now() const override;
     std::unique_ptr<Timer> after(std::chrono::milliseconds delay, std::function<void()> fn) override;

@@ -3,8 +3,10 @@
 #include <systemd/sd-event.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 namespace lvkeeper::sys
@@ -13,7 +15,7 @@ namespace lvkeeper::sys
 /// One fanotify group (FAN_REPORT_FID) with a FAN_MARK_FILESYSTEM mark per watched mount,
 /// for FAN_MODIFY | FAN_CLOSE_WRITE (and FAN_FS_ERROR where the kernel has it).
 /// After a batch of events the fd is muted for minInterval, so a burst costs at most one
-/// callback per interval however many writes it has.
+/// callback per interval however many writes it has. Callbacks must not destroy the watch.
 class FanotifyWatch
 {
   public:
@@ -37,25 +39,25 @@ class FanotifyWatch
     }
 
   private:
-    struct Mark
-    {
-        std::string mountPoint;
-        int dirFd = -1;
-    };
+    using Fsid = std::pair<int, int>;
+
     static int onIo(sd_event_source* source, int fd, std::uint32_t revents, void* userdata);
     static int onUnmute(sd_event_source* source, std::uint64_t usec, void* userdata);
     void drain();
+    void mute();
+    std::uint64_t markMask() const;
 
     sd_event* event_;
     std::chrono::milliseconds minInterval_;
     Activity activity_;
     Activity fsError_;
     int fd_ = -1;
+    bool tryFsError_ = true;
     bool fsErrorSupported_ = false;
     sd_event_source* ioSource_ = nullptr;
     sd_event_source* unmuteSource_ = nullptr;
-    std::map<std::string, Mark> marks_;                    ///< by mount point
-    std::map<std::pair<int, int>, std::string> byFsid_;    ///< fsid -> mount point
+    std::map<std::string, Fsid> marks_;            ///< mount point -> fsid of its filesystem
+    std::map<Fsid, std::set<std::string>> byFsid_; ///< fsid -> mount points (bind mounts share one)
 };
 
 } // namespace lvkeeper::sys

@@ -20,6 +20,7 @@ class LinuxFilesystems : public Filesystems
     std::uint64_t errorCount(const MountInfo& mount) override;
     void remountReadWrite(const MountInfo& mount) override;
     std::vector<HeldDeletedFile> heldDeletedFiles(unsigned devMajor, unsigned devMinor) override;
+    std::optional<std::uint64_t> filesystemSize(const MountInfo& mount) override;
 
   private:
     std::string procRoot_;
@@ -38,6 +39,7 @@ class LinuxDisks : public Disks
     void createImage(const std::string& path, std::uint64_t size) override;
     void removeImage(const std::string& path) override;
     std::optional<std::string> signature(const std::string& device) override;
+    void allocateImage(const std::string& path) override;
     std::vector<std::string> listDirectory(const std::string& dir) override;
     std::optional<std::pair<std::uint64_t, std::uint64_t>> fileAllocation(const std::string& path) override;
 

@@ -2,6 +2,7 @@
 
 #include <systemd/sd-event.h>
 
+#include <cstdint>
 #include <functional>
 
 struct libmnt_monitor;
