@@ -1,1 +1,300 @@
-int main() { return 0; }
+// lvkeeperd: wiring only. Parse arguments, set up logging, build the sd-event loop, connect the
+// seams to the keeper and the keeper to the bus, run.
+#include "lvkeeper/config.hpp"
+#include "lvkeeper/dbus.hpp"
+#include "lvkeeper/doctor.hpp"
+#include "lvkeeper/keeper.hpp"
+#include "lvkeeper/sys/event_scheduler.hpp"
+#include "lvkeeper/sys/fanotify_watch.hpp"
+#include "lvkeeper/sys/linux.hpp"
+#include "lvkeeper/sys/logging.hpp"
+#include "lvkeeper/sys/mount_monitor.hpp"
+#include "lvkeeper/sys/process_runner.hpp"
+#include "lvkeeper/sys/udev_monitor.hpp"
+
+#include "lvkeeper_build_config.hpp"
+
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <set>
+#include <string>
+
+namespace
+{
+
+struct Args
+{
+    std::string config = LVKEEPER_CONFIG_PATH;
+    std::string stateDir = LVKEEPER_STATE_DIR;
+    std::string logLevel = "info";
+    bool attachImages = false;
+    bool checkConfig = false;
+};
+
+void usage(std::ostream& out)
+{
+    out << "usage: lvkeeperd [--config PATH] [--state-dir DIR] [--log-level LEVEL]\n"
+           "       lvkeeperd --attach-images [--state-dir DIR]   re-attach recorded disk images (boot)\n"
+           "       lvkeeperd --check-config [--config PATH]      parse the config and exit\n"
+           "       lvkeeperd --version\n";
+}
+
+Args parseArgs(int argc, char** argv)
+{
+    Args args;
+    for (int i = 1; i < argc; ++i)
+    {
+        std::string a = argv[i];
+        auto value = [&](const char* name) -> std::string {
+            if (i + 1 >= argc)
+            {
+                throw std::invalid_argument(std::string(name) + " needs a value");
+            }
+            return argv[++i];
+        };
+        if (a == "--config")
+            args.config = value("--config");
+        else if (a == "--state-dir")
+            args.stateDir = value("--state-dir");
+        else if (a == "--log-level")
+            args.logLevel = value("--log-level");
+        else if (a == "--attach-images")
+            args.attachImages = true;
+        else if (a == "--check-config")
+            args.checkConfig = true;
+        else if (a == "--version")
+        {
+            std::cout << "lvkeeperd " << LVKEEPER_VERSION << "\n";
+            std::exit(0);
+        }
+        else if (a == "--help" || a == "-h")
+        {
+            usage(std::cout);
+            std::exit(0);
+        }
+        else
+            throw std::invalid_argument("unknown argument " + a);
+    }
+    return args;
+}
+
+/// Boot mode: bring back every recorded image as a loop device so LVM can activate the VG.
+int attachImages(const Args& args)
+{
+    lvkeeper::sys::FileStateStore state(args.stateDir);
+    lvkeeper::sys::LinuxDisks disks;
+    std::set<std::string> attached;
+    for (const auto& loop : disks.loopDevices())
+    {
+        attached.insert(loop.backingFile);
+    }
+    int failures = 0;
+    for (const auto& image : state.images())
+    {
+        if (attached.count(image))
+        {
+            spdlog::info("event=image-already-attached image={}", image);
+            continue;
+        }
+        try
+        {
+            auto device = disks.attachLoop(image);
+            spdlog::info("event=image-attached image={} device={}", image, device);
+        }
+        catch (const std::exception& e)
+        {
+            ++failures;
+            spdlog::error("event=image-attach-failed image={} error=\"{}\"", image, e.what());
+        }
+    }
+    return failures == 0 ? 0 : 1;
+}
+
+void check(int r, const char* what)
+{
+    if (r < 0)
+    {
+        throw std::system_error(-r, std::generic_category(), what);
+    }
+}
+
+/// Adapts the fanotify group to the keeper's ActivityWatcher seam.
+class FanotifyActivity : public lvkeeper::ActivityWatcher
+{
+  public:
+    explicit FanotifyActivity(lvkeeper::sys::FanotifyWatch& watch) : watch_(watch) {}
+    void watch(const std::string& mountPoint) override
+    {
+        watch_.watch(mountPoint);
+    }
+    void unwatch(const std::string& mountPoint) override
+    {
+        watch_.unwatch(mountPoint);
+    }
+
+  private:
+    lvkeeper::sys::FanotifyWatch& watch_;
+};
+
+int runDaemon(const Args& args)
+{
+    lvkeeper::Config config = lvkeeper::loadConfig(args.config);
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP})
+    {
+        sigaddset(&mask, sig);
+    }
+    check(-sigprocmask(SIG_BLOCK, &mask, nullptr), "sigprocmask");
+
+    sd_event* rawEvent = nullptr;
+    check(sd_event_default(&rawEvent), "sd_event_default");
+    std::unique_ptr<sd_event, decltype(&sd_event_unref)> event(rawEvent, &sd_event_unref);
+    // Pings the service manager at half of WatchdogSec=, and only while the loop turns.
+    check(sd_event_set_watchdog(event.get(), true), "sd_event_set_watchdog");
+
+    lvkeeper::sys::ProcessRunner runner(event.get());
+    lvkeeper::sys::EventScheduler scheduler(event.get());
+    lvkeeper::sys::LinuxFilesystems filesystems;
+    lvkeeper::sys::LinuxDisks disks;
+    lvkeeper::sys::FileStateStore state(args.stateDir);
+
+    lvkeeper::Keeper* keeperPtr = nullptr;
+    lvkeeper::sys::FanotifyWatch fanotify(
+        event.get(), std::chrono::milliseconds(20),
+        [&](const std::string& mp) { keeperPtr->onActivity(mp); },
+        [&](const std::string& mp) { keeperPtr->onFilesystemError(mp); });
+    FanotifyActivity activity(fanotify);
+
+    lvkeeper::KeeperOptions options;
+    if (const char* lvm = std::getenv("LVKEEPER_LVM"); lvm && *lvm)
+    {
+        // The one test seam: a recording fake in place of lvm(8).
+        options.lvmCommand = lvm;
+        spdlog::warn("event=test-seam LVKEEPER_LVM={}", lvm);
+    }
+    lvkeeper::Keeper keeper(config, runner, scheduler, filesystems, disks, state, activity, options);
+    keeperPtr = &keeper;
+
+    lvkeeper::sys::MountMonitor mounts(event.get(), [&] { keeper.onMountsChanged(); });
+    const char* udevSource = access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel";
+    lvkeeper::sys::UdevMonitor udev(
+        event.get(), [&](const std::string& action, const lvkeeper::LoopDevice& dev) { keeper.onLoopDevice(action, dev); },
+        udevSource);
+
+    auto connection = sdbus::createSystemBusConnection();
+    lvkeeper::dbus::BusLoop busLoop(event.get(), *connection);
+    lvkeeper::Doctor doctor(keeper, runner, filesystems, disks, state, options.lvmCommand);
+    lvkeeper::dbus::Service service(*connection, keeper, doctor, [](const std::string& status) {
+        sd_notifyf(0, "STATUS=%s", status.c_str());
+    });
+    keeper.setListener(&service);
+    doctor.setProgress([&](const std::string& job, double percent) { service.progress(job, percent); });
+    connection->requestName(lvkeeper::dbus::busName);
+
+    // Backstop for writes fanotify cannot see (mmap, other mount namespaces); 0 disables.
+    std::unique_ptr<lvkeeper::Timer> backstop;
+    std::function<void()> armBackstop = [&] {
+        auto interval = keeper.config().daemon.backstopInterval;
+        if (interval.count() > 0)
+        {
+            backstop = scheduler.after(interval, [&] {
+                keeper.onBackstop();
+                armBackstop();
+            });
+        }
+        else
+        {
+            backstop.reset();
+        }
+    };
+
+    auto onSignal = [](sd_event_source* source, const signalfd_siginfo* info, void* userdata) -> int {
+        auto* reload = static_cast<std::function<void()>*>(userdata);
+        if (info->ssi_signo == SIGHUP)
+        {
+            (*reload)();
+            return 0;
+        }
+        spdlog::info("event=stopping signal={}", strsignal(static_cast<int>(info->ssi_signo)));
+        sd_notify(0, "STOPPING=1");
+        return sd_event_exit(sd_event_source_get_event(source), 0);
+    };
+    std::function<void()> reload = [&] {
+        sd_notify(0, "RELOADING=1");
+        try
+        {
+            keeper.reload(lvkeeper::loadConfig(args.config));
+            armBackstop();
+        }
+        catch (const std::exception& e)
+        {
+            spdlog::error("event=reload-failed error=\"{}\" action=\"keeping the old configuration\"", e.what());
+        }
+        sd_notify(0, "READY=1");
+    };
+    for (int sig : {SIGTERM, SIGINT, SIGHUP})
+    {
+        check(sd_event_add_signal(event.get(), nullptr, sig, onSignal, &reload), "sd_event_add_signal");
+    }
+
+    keeper.start([&] {
+        armBackstop();
+        spdlog::info("event=ready volumes={} status=\"{}\"", keeper.volumes().size(), keeper.statusLine());
+        sd_notifyf(0, "READY=1\nSTATUS=%s", keeper.statusLine().c_str());
+    });
+
+    int r = sd_event_loop(event.get());
+    keeper.setListener(nullptr);
+    return r < 0 ? 1 : r;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    try
+    {
+        Args args = parseArgs(argc, argv);
+        lvkeeper::sys::setupLogging(args.logLevel);
+        if (args.attachImages)
+        {
+            return attachImages(args);
+        }
+        if (args.checkConfig)
+        {
+            auto config = lvkeeper::loadConfig(args.config);
+            std::cout << args.config << ": OK, " << config.volumes.size() << " volume(s)\n";
+            return 0;
+        }
+        return runDaemon(args);
+    }
+    catch (const lvkeeper::ConfigError& e)
+    {
+        std::cerr << "lvkeeperd: " << e.what() << "\n";
+        spdlog::critical("event=bad-config error=\"{}\"", e.what());
+        return 78; // EX_CONFIG: systemd shows "status=78/CONFIG"
+    }
+    catch (const std::invalid_argument& e)
+    {
+        std::cerr << "lvkeeperd: " << e.what() << "\n";
+        usage(std::cerr);
+        return 2;
+    }
+    catch (const std::exception& e)
+    {
+        std::cerr << "lvkeeperd: " << e.what() << "\n";
+        spdlog::critical("event=fatal error=\"{}\"", e.what());
+        return 1;
+    }
+}

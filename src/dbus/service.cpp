@@ -1,1 +1,412 @@
-// placeholder
+#include "lvkeeper/dbus.hpp"
+#include "lvkeeper/errors.hpp"
+
+#include "dbus/manager_adaptor.hpp"
+#include "dbus/volume_adaptor.hpp"
+#include "lvkeeper_build_config.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace lvkeeper::dbus
+{
+
+namespace
+{
+
+/// Only root may change anything; the busconfig says so too, this holds when a bus policy is looser.
+void requireRoot(sdbus::IObject& object, const char* method)
+{
+    const sdbus::Message* message = object.getCurrentlyProcessedMessage();
+    uid_t uid = message ? message->getCredsUid() : static_cast<uid_t>(-1);
+    if (uid != 0)
+    {
+        throw KeeperError(ErrorKind::AccessDenied, std::string(method) + " changes storage and needs root (caller uid " +
+                                                       std::to_string(static_cast<long>(uid)) + ")");
+    }
+}
+
+} // namespace
+
+class Service::Manager :
+    public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Manager_adaptor, sdbus::ObjectManager_adaptor>
+{
+  public:
+    Manager(sdbus::IConnection& connection, Keeper& keeper, Doctor& doctor) :
+        AdaptorInterfaces(connection, managerPath), keeper_(keeper), doctor_(doctor)
+    {
+        registerAdaptor();
+    }
+
+    ~Manager()
+    {
+        unregisterAdaptor();
+    }
+
+    Manager(const Manager&) = delete;
+    Manager& operator=(const Manager&) = delete;
+
+  private:
+    void Grow(sdbus::Result<uint64_t>&& result, std::string volume, std::string size) override
+    {
+        spdlog::info("event=call method=Grow volume={} size=\"{}\"", volume, size);
+        // sdbus::Result is move-only and std::function wants copies: share it.
+        auto reply = std::make_shared<sdbus::Result<uint64_t>>(std::move(result));
+        try
+        {
+            requireRoot(getObject(), "Grow");
+            keeper_.grow(volume, size, [reply](std::uint64_t newSize, Keeper::Error error) {
+                if (error)
+                {
+                    reply->returnError(toDbusError(error));
+                }
+                else
+                {
+                    reply->returnResults(newSize);
+                }
+            });
+        }
+        catch (...)
+        {
+            reply->returnError(toDbusError(std::current_exception()));
+        }
+    }
+
+    void AddDisk(sdbus::Result<std::string, std::string>&& result, std::string vg, std::string size) override
+    {
+        spdlog::info("event=call method=AddDisk vg={} size=\"{}\"", vg, size);
+        auto reply = std::make_shared<sdbus::Result<std::string, std::string>>(std::move(result));
+        try
+        {
+            requireRoot(getObject(), "AddDisk");
+            keeper_.addDisk(vg, size,
+                            [reply](const std::string& image, const std::string& device, Keeper::Error error) {
+                                if (error)
+                                {
+                                    reply->returnError(toDbusError(error));
+                                }
+                                else
+                                {
+                                    reply->returnResults(image, device);
+                                }
+                            });
+        }
+        catch (...)
+        {
+            reply->returnError(toDbusError(std::current_exception()));
+        }
+    }
+
+    void Remount(sdbus::Result<>&& result, std::string volume) override
+    {
+        spdlog::info("event=call method=Remount volume={}", volume);
+        auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
+        try
+        {
+            requireRoot(getObject(), "Remount");
+            keeper_.remount(volume, [reply](Keeper::Error error) {
+                if (error)
+                {
+                    reply->returnError(toDbusError(error));
+                }
+                else
+                {
+                    reply->returnResults();
+                }
+            });
+        }
+        catch (...)
+        {
+            reply->returnError(toDbusError(std::current_exception()));
+        }
+    }
+
+    void Diagnose(sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, std::string, std::string,
+                                                          std::string>>>&& result) override
+    {
+        spdlog::info("event=call method=Diagnose");
+        auto reply = std::make_shared<std::decay_t<decltype(result)>>(std::move(result));
+        try
+        {
+            doctor_.diagnose([reply](const std::vector<Finding>& findings, Doctor::Error error) {
+                if (error)
+                {
+                    reply->returnError(toDbusError(error));
+                    return;
+                }
+                std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>> out;
+                for (const auto& f : findings)
+                {
+                    out.emplace_back(f.id, f.severity, f.subject, f.problem, f.fix);
+                }
+                reply->returnResults(out);
+            });
+        }
+        catch (...)
+        {
+            reply->returnError(toDbusError(std::current_exception()));
+        }
+    }
+
+    void Repair(sdbus::Result<std::vector<sdbus::Struct<std::string, std::string>>>&& result,
+                std::vector<std::string> ids) override
+    {
+        spdlog::info("event=call method=Repair ids={}", ids.size());
+        auto reply = std::make_shared<std::decay_t<decltype(result)>>(std::move(result));
+        try
+        {
+            requireRoot(getObject(), "Repair");
+            doctor_.repair(ids, [reply](const std::vector<std::pair<std::string, std::string>>& results) {
+                std::vector<sdbus::Struct<std::string, std::string>> out;
+                for (const auto& [id, text] : results)
+                {
+                    out.emplace_back(id, text);
+                }
+                reply->returnResults(out);
+            });
+        }
+        catch (...)
+        {
+            reply->returnError(toDbusError(std::current_exception()));
+        }
+    }
+
+    std::string Version() override
+    {
+        return LVKEEPER_VERSION;
+    }
+
+    std::string CurrentJob() override
+    {
+        return job_;
+    }
+
+    double Progress() override
+    {
+        return percent_;
+    }
+
+  public:
+    void setProgress(const std::string& job, double percent)
+    {
+        job_ = job;
+        percent_ = percent;
+        getObject().emitPropertiesChangedSignal(org::lvkeeper::Keeper1::Manager_adaptor::INTERFACE_NAME,
+                                                {"CurrentJob", "Progress"});
+    }
+
+  private:
+    Keeper& keeper_;
+    Doctor& doctor_;
+    std::string job_;
+    double percent_ = 0;
+};
+
+class Service::Volume :
+    public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Volume_adaptor, sdbus::ManagedObject_adaptor,
+                                    sdbus::Properties_adaptor>
+{
+  public:
+    Volume(sdbus::IConnection& connection, Keeper& keeper, std::size_t index) :
+        AdaptorInterfaces(connection, volumeObjectPath(keeper.volumes().at(index).config.mountPoint)),
+        keeper_(keeper), index_(index)
+    {
+        registerAdaptor();
+        emitInterfacesAddedSignal({org::lvkeeper::Keeper1::Volume_adaptor::INTERFACE_NAME});
+    }
+
+    ~Volume()
+    {
+        emitInterfacesRemovedSignal({org::lvkeeper::Keeper1::Volume_adaptor::INTERFACE_NAME});
+        unregisterAdaptor();
+    }
+
+    Volume(const Volume&) = delete;
+    Volume& operator=(const Volume&) = delete;
+
+    void changed()
+    {
+        emitPropertiesChangedSignal(org::lvkeeper::Keeper1::Volume_adaptor::INTERFACE_NAME);
+    }
+
+  private:
+    const VolumeState& v() const
+    {
+        return keeper_.volumes().at(index_);
+    }
+
+    std::string MountPoint() override
+    {
+        return v().config.mountPoint;
+    }
+    std::string Device() override
+    {
+        return v().mount.source;
+    }
+    std::string VolumeGroup() override
+    {
+        return v().vg;
+    }
+    std::string LogicalVolume() override
+    {
+        return v().lv;
+    }
+    std::string Filesystem() override
+    {
+        return v().mount.fsType;
+    }
+    uint64_t Size() override
+    {
+        return v().usage.size;
+    }
+    uint64_t LogicalVolumeSize() override
+    {
+        return v().lvSize;
+    }
+    uint64_t Used() override
+    {
+        return v().usage.used;
+    }
+    uint64_t Available() override
+    {
+        return v().usage.available;
+    }
+    double UsedPercent() override
+    {
+        return v().usage.usedPercent();
+    }
+    double InodesUsedPercent() override
+    {
+        return v().usage.inodesUsedPercent();
+    }
+    bool ReadOnly() override
+    {
+        return v().readOnly;
+    }
+    bool FilesystemErrors() override
+    {
+        return v().fsErrors;
+    }
+    bool Mounted() override
+    {
+        return v().mounted;
+    }
+    double GrowAt() override
+    {
+        return v().config.growAt;
+    }
+    uint64_t GrowStep() override
+    {
+        return v().config.growStep;
+    }
+    uint64_t MaxSize() override
+    {
+        return v().config.maxSize.value_or(0);
+    }
+    bool AutoGrow() override
+    {
+        return v().config.autoGrow;
+    }
+    uint64_t VolumeGroupFree() override
+    {
+        return v().vgFree;
+    }
+    std::string State() override
+    {
+        return v().state;
+    }
+    std::string LastError() override
+    {
+        return v().lastError;
+    }
+
+    Keeper& keeper_;
+    std::size_t index_;
+};
+
+Service::Service(sdbus::IConnection& connection, Keeper& keeper, Doctor& doctor,
+                 std::function<void(const std::string&)> status) :
+    connection_(connection), keeper_(keeper), doctor_(doctor), status_(std::move(status)),
+    manager_(std::make_unique<Manager>(connection, keeper, doctor))
+{
+    buildVolumes();
+}
+
+Service::~Service()
+{
+    volumes_.clear();
+    manager_.reset();
+}
+
+void Service::buildVolumes()
+{
+    volumes_.clear();
+    for (std::size_t i = 0; i < keeper_.volumes().size(); ++i)
+    {
+        volumes_.push_back(std::make_unique<Volume>(connection_, keeper_, i));
+    }
+}
+
+void Service::thresholdCrossed(const std::string& volume, double usedPercent, std::uint64_t available)
+{
+    manager_->emitThresholdCrossed(volume, usedPercent, available);
+}
+
+void Service::grown(const std::string& volume, std::uint64_t oldSize, std::uint64_t newSize,
+                    const std::string& reason)
+{
+    manager_->emitGrown(volume, oldSize, newSize, reason);
+}
+
+void Service::growFailed(const std::string& volume, const std::string& error)
+{
+    manager_->emitGrowFailed(volume, error);
+}
+
+void Service::diskAdded(const std::string& vg, const std::string& image, const std::string& device,
+                        std::uint64_t size)
+{
+    manager_->emitDiskAdded(vg, image, device, size);
+}
+
+void Service::remounted(const std::string& volume)
+{
+    manager_->emitRemounted(volume);
+}
+
+void Service::readOnly(const std::string& volume, const std::string& reason)
+{
+    manager_->emitReadOnly(volume, reason);
+}
+
+void Service::spaceExhausted(const std::string& volume, const std::string& reason)
+{
+    manager_->emitSpaceExhausted(volume, reason);
+}
+
+void Service::volumeChanged(std::size_t index)
+{
+    if (index < volumes_.size())
+    {
+        volumes_[index]->changed();
+    }
+}
+
+void Service::statusChanged(const std::string& status)
+{
+    if (status_)
+    {
+        status_(status);
+    }
+}
+
+void Service::volumesReplaced()
+{
+    buildVolumes();
+}
+
+void Service::progress(const std::string& job, double percent)
+{
+    manager_->setProgress(job, percent);
+}
+
+} // namespace lvkeeper::dbus
