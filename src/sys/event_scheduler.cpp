@@ -56,7 +56,7 @@ class EventTimer : public Timer
         }
         catch (const std::exception& e)
         {
-            spdlog::error("timer callback threw error=\"{}\"", e.what());
+            spdlog::error("event=timer-callback-threw error=\"{}\"", e.what());
         }
         return 0;
     }

@@ -116,7 +116,7 @@ void FanotifyWatch::watch(const std::string& mountPoint)
             else if (errno == EINVAL)
             {
                 // Kernels before 5.16 have no FAN_FS_ERROR; writes are still worth watching.
-                spdlog::info("fanotify has no FAN_FS_ERROR, watching writes only mount={}", mountPoint);
+                spdlog::info("event=fanotify-no-fs-error mount={} action=\"watching writes only\"", mountPoint);
                 tryFsError_ = false;
                 r = mark(baseMask);
             }
@@ -134,7 +134,7 @@ void FanotifyWatch::watch(const std::string& mountPoint)
     }
     mountPoints.insert(mountPoint);
     marks_.emplace(mountPoint, fsid);
-    spdlog::debug("fanotify watching mount={} fs_errors={}", mountPoint, fsErrorSupported_);
+    spdlog::debug("event=fanotify-watch mount={} fs_errors={}", mountPoint, fsErrorSupported_);
 }
 
 void FanotifyWatch::unwatch(const std::string& mountPoint)
@@ -176,9 +176,9 @@ void FanotifyWatch::unwatch(const std::string& mountPoint)
     if (::fanotify_mark(fd_, FAN_MARK_REMOVE | FAN_MARK_FILESYSTEM, markMask(), dir.get(), nullptr) < 0 &&
         errno != ENOENT && errno != EINVAL)
     {
-        spdlog::warn("fanotify unmark failed mount={} error=\"{}\"", mountPoint, std::strerror(errno));
+        spdlog::warn("event=fanotify-unmark-failed mount={} error=\"{}\"", mountPoint, std::strerror(errno));
     }
-    spdlog::debug("fanotify stopped watching mount={}", mountPoint);
+    spdlog::debug("event=fanotify-unwatch mount={}", mountPoint);
 }
 
 int FanotifyWatch::onIo(sd_event_source* /*source*/, int /*fd*/, std::uint32_t /*revents*/, void* userdata)
@@ -222,7 +222,7 @@ void FanotifyWatch::mute()
     if (r < 0)
     {
         // Without the timer nothing would turn the fd back on: stay unmuted, just unbounded.
-        spdlog::warn("fanotify cannot arm unmute timer error=\"{}\"", std::strerror(-r));
+        spdlog::warn("event=fanotify-unmute-timer-failed error=\"{}\"", std::strerror(-r));
         return;
     }
     sd_event_source_set_enabled(ioSource_, SD_EVENT_OFF);
@@ -253,7 +253,7 @@ void FanotifyWatch::drain()
             }
             if (errno != EAGAIN)
             {
-                spdlog::warn("fanotify read failed error=\"{}\"", std::strerror(errno));
+                spdlog::warn("event=fanotify-read-failed error=\"{}\"", std::strerror(errno));
             }
             break;
         }
@@ -277,7 +277,7 @@ void FanotifyWatch::drain()
 
             if (meta.vers != FANOTIFY_METADATA_VERSION)
             {
-                spdlog::error("fanotify metadata version mismatch got={} want={}", meta.vers,
+                spdlog::error("event=fanotify-version-mismatch got={} want={}", meta.vers,
                               FANOTIFY_METADATA_VERSION);
                 continue;
             }
@@ -329,7 +329,7 @@ void FanotifyWatch::drain()
 
     for (const auto& mountPoint : failed)
     {
-        spdlog::warn("filesystem reported an error mount={}", mountPoint);
+        spdlog::warn("event=fs-error-reported mount={}", mountPoint);
         try
         {
             if (fsError_)
@@ -339,7 +339,7 @@ void FanotifyWatch::drain()
         }
         catch (const std::exception& e)
         {
-            spdlog::error("fanotify error callback threw mount={} error=\"{}\"", mountPoint, e.what());
+            spdlog::error("event=fanotify-callback-threw mount={} error=\"{}\"", mountPoint, e.what());
         }
     }
     for (const auto& mountPoint : active)
@@ -353,7 +353,7 @@ void FanotifyWatch::drain()
         }
         catch (const std::exception& e)
         {
-            spdlog::error("fanotify activity callback threw mount={} error=\"{}\"", mountPoint, e.what());
+            spdlog::error("event=fanotify-callback-threw mount={} error=\"{}\"", mountPoint, e.what());
         }
     }
 }

@@ -137,7 +137,7 @@ std::string LinuxDisks::attachLoop(const std::string& image)
         setFileName(config.info, image);
         if (::ioctl(loop.get(), LOOP_CONFIGURE, &config) == 0)
         {
-            spdlog::info("loop attached device={} image={}", device, image);
+            spdlog::info("event=loop-attached device={} image={}", device, image);
             return device;
         }
         if (errno == EBUSY)
@@ -166,7 +166,7 @@ std::string LinuxDisks::attachLoop(const std::string& image)
             ::ioctl(loop.get(), LOOP_CLR_FD, 0);
             throw sysError(error, "LOOP_SET_STATUS64 " + device);
         }
-        spdlog::info("loop attached device={} image={}", device, image);
+        spdlog::info("event=loop-attached device={} image={}", device, image);
         return device;
     }
     throw sysError(EBUSY, "no free loop device for " + image);
@@ -184,7 +184,7 @@ void LinuxDisks::detachLoop(const std::string& device)
     {
         throw sysError(errno, "LOOP_CLR_FD " + device);
     }
-    spdlog::info("loop detached device={}", device);
+    spdlog::info("event=loop-detached device={}", device);
 }
 
 void LinuxDisks::createImage(const std::string& path, std::uint64_t size)
@@ -215,7 +215,7 @@ void LinuxDisks::createImage(const std::string& path, std::uint64_t size)
         throw fail("fsync");
     }
     syncDirectoryOf(path);
-    spdlog::info("image created path={} bytes={}", path, size);
+    spdlog::info("event=image-created path={} bytes={}", path, size);
 }
 
 void LinuxDisks::removeImage(const std::string& path)
@@ -225,7 +225,7 @@ void LinuxDisks::removeImage(const std::string& path)
         throw sysError(errno, "unlink " + path);
     }
     syncDirectoryOf(path);
-    spdlog::info("image removed path={}", path);
+    spdlog::info("event=image-removed path={}", path);
 }
 
 std::optional<std::string> LinuxDisks::signature(const std::string& device)

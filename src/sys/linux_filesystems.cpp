@@ -258,7 +258,7 @@ void LinuxFilesystems::remountReadWrite(const MountInfo& mount)
             throw sysError(EROFS, "remount read-write " + target + ": still read-only");
         }
     }
-    spdlog::info("remounted read-write mount={} source={}", target, mount.source);
+    spdlog::info("event=remounted-rw mount={} source={}", target, mount.source);
 }
 
 std::vector<HeldDeletedFile> LinuxFilesystems::heldDeletedFiles(unsigned devMajor, unsigned devMinor)
@@ -287,7 +287,7 @@ std::vector<HeldDeletedFile> LinuxFilesystems::heldDeletedFiles(unsigned devMajo
         {
             if (errno != ENOENT && errno != ESRCH)
             {
-                spdlog::debug("cannot list open files dir={} error=\"{}\"", fdDir, std::strerror(errno));
+                spdlog::debug("event=fd-list-failed dir={} error=\"{}\"", fdDir, std::strerror(errno));
             }
             continue;
         }

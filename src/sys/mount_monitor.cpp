@@ -50,7 +50,7 @@ int MountMonitor::onIo(sd_event_source* /*source*/, int /*fd*/, std::uint32_t /*
     }
     if (r < 0)
     {
-        spdlog::warn("mount monitor read failed error={}", r);
+        spdlog::warn("event=mount-monitor-failed error={}", r);
     }
     if (!changed)
     {
@@ -62,7 +62,7 @@ int MountMonitor::onIo(sd_event_source* /*source*/, int /*fd*/, std::uint32_t /*
     }
     catch (const std::exception& e)
     {
-        spdlog::error("mount change callback threw error=\"{}\"", e.what());
+        spdlog::error("event=mount-callback-threw error=\"{}\"", e.what());
     }
     return 0;
 }

@@ -228,7 +228,7 @@ struct ProcessRunner::Child
     {
         auto* child = static_cast<Child*>(userdata);
         child->result.timedOut = true;
-        spdlog::warn("command timed out, killing cmd=\"{}\" pid={}", joinArgv(child->result.argv), child->pid);
+        spdlog::warn("event=command-timeout cmd=\"{}\" pid={} action=kill", joinArgv(child->result.argv), child->pid);
         ::kill(-child->pid, SIGKILL);
         ::kill(child->pid, SIGKILL);
         return 0;
@@ -351,7 +351,8 @@ ProcessRunner::~ProcessRunner()
     {
         if (child->pid > 0)
         {
-            spdlog::warn("killing command on shutdown cmd=\"{}\" pid={}", joinArgv(child->result.argv), child->pid);
+            spdlog::warn("event=command-killed cmd=\"{}\" pid={} reason=shutdown", joinArgv(child->result.argv),
+                         child->pid);
         }
         sd_event_source* exitSource = std::exchange(child->exitSource, nullptr);
         sd_event_source_disable_unref(exitSource);
@@ -406,7 +407,7 @@ void ProcessRunner::run(std::vector<std::string> argv, std::chrono::milliseconds
     }
     else
     {
-        spdlog::debug("command started cmd=\"{}\" pid={}", joinArgv(child->result.argv), child->pid);
+        spdlog::debug("event=command-start cmd=\"{}\" pid={}", joinArgv(child->result.argv), child->pid);
     }
     children_.push_back(std::move(child));
 }
@@ -436,11 +437,11 @@ void ProcessRunner::finish(Child* child)
 
     if (result.ok())
     {
-        spdlog::debug("command done cmd=\"{}\" duration={}ms", joinArgv(result.argv), result.duration.count());
+        spdlog::debug("event=command-done cmd=\"{}\" duration_ms={}", joinArgv(result.argv), result.duration.count());
     }
     else
     {
-        spdlog::debug("command failed cmd=\"{}\" result=\"{}\" duration={}ms", joinArgv(result.argv),
+        spdlog::debug("event=command-failed cmd=\"{}\" result=\"{}\" duration_ms={}", joinArgv(result.argv),
                       result.describe(), result.duration.count());
     }
 
@@ -453,7 +454,7 @@ void ProcessRunner::finish(Child* child)
         }
         catch (const std::exception& e)
         {
-            spdlog::error("command callback threw cmd=\"{}\" error=\"{}\"", joinArgv(result.argv), e.what());
+            spdlog::error("event=command-callback-threw cmd=\"{}\" error=\"{}\"", joinArgv(result.argv), e.what());
         }
     }
 }

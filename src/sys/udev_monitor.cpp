@@ -89,7 +89,7 @@ int UdevMonitor::onIo(sd_event_source* /*source*/, int /*fd*/, std::uint32_t /*r
             LoopDevice loop;
             loop.device = devnode != nullptr ? devnode : std::string("/dev/") + sysname;
             loop.backingFile = readBackingFile(udev_device_get_syspath(device));
-            spdlog::debug("loop device event action={} device={} backing={}", action, loop.device,
+            spdlog::debug("event=loop-uevent action={} device={} backing={}", action, loop.device,
                           loop.backingFile);
             try
             {
@@ -97,7 +97,7 @@ int UdevMonitor::onIo(sd_event_source* /*source*/, int /*fd*/, std::uint32_t /*r
             }
             catch (const std::exception& e)
             {
-                spdlog::error("udev callback threw device={} error=\"{}\"", loop.device, e.what());
+                spdlog::error("event=udev-callback-threw device={} error=\"{}\"", loop.device, e.what());
             }
         }
         udev_device_unref(device);

@@ -158,7 +158,8 @@ TEST_F(DisksTest, LoopRoundTripAndSignatures)
     EXPECT_EQ(loop.device().rfind("/dev/loop", 0), 0u) << loop.device();
 
     auto loops = disks.loopDevices();
-    auto found = std::find_if(loops.begin(), loops.end(), [&](const LoopDevice& l) { return l.device == loop.device(); });
+    auto found =
+        std::find_if(loops.begin(), loops.end(), [&](const LoopDevice& l) { return l.device == loop.device(); });
     ASSERT_NE(found, loops.end());
     EXPECT_EQ(found->backingFile, realPath(image));
 

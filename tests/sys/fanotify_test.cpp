@@ -75,10 +75,8 @@ TEST_F(FanotifyTest, WriteReportsActivityPromptly)
     loop->runFor(50ms);
     activity = 0;
 
-    auto start = std::chrono::steady_clock::now();
     writeFile(*fs / "file", "hello\n");
     ASSERT_TRUE(loop->runUntil([&] { return activity > 0; }, 100ms));
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 100ms);
     EXPECT_EQ(lastMountPoint, fs->mountPoint());
     EXPECT_EQ(fsErrors, 0);
 }
@@ -97,6 +95,24 @@ TEST_F(FanotifyTest, FsErrorSupportDependsOnKernel)
     {
         EXPECT_TRUE(watch->reportsFsErrors());
     }
+}
+
+TEST_F(FanotifyTest, FilesystemErrorIsReported)
+{
+    watch->watch(fs->mountPoint());
+    if (!watch->reportsFsErrors())
+    {
+        GTEST_SKIP() << "kernel without FAN_FS_ERROR";
+    }
+    // ext4's own test hook records an error on this filesystem (the test's loop device only).
+    const std::string trigger = "/sys/fs/ext4/" + fs->device().substr(5) + "/trigger_fs_error";
+    if (::access(trigger.c_str(), W_OK) != 0)
+    {
+        GTEST_SKIP() << "no " << trigger;
+    }
+    loop->runFor(50ms);
+    writeFile(trigger, "lvkeeper fanotify test\n");
+    ASSERT_TRUE(loop->runUntil([&] { return fsErrors > 0; }, 100ms));
 }
 
 TEST_F(FanotifyTest, BurstOfWritesGivesBoundedCallbacks)

@@ -137,9 +137,7 @@ TEST_F(MountsTest, MonitorFiresOnRemountAndRemountReadWriteRestores)
                       nullptr),
               0)
         << std::strerror(errno);
-    auto start = std::chrono::steady_clock::now();
     ASSERT_TRUE(loop.runUntil([&] { return changes > 0; }, 100ms));
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 100ms);
     EXPECT_EQ(changes, 1);
 
     auto mount = filesystems.findMount(fs->mountPoint());
@@ -264,6 +262,22 @@ TEST_F(MountsTest, ErrorCountIsZeroOnACleanFilesystem)
     // The real sysfs file, not the missing-file fallback.
     EXPECT_EQ(::access(("/sys/fs/ext4/" + name + "/errors_count").c_str(), R_OK), 0);
     EXPECT_EQ(filesystems.errorCount(*mount), 0u);
+}
+
+TEST_F(MountsTest, ErrorCountFollowsFilesystemErrors)
+{
+    auto mount = filesystems.findMount(fs->mountPoint());
+    ASSERT_TRUE(mount);
+    // ext4's own test hook records an error on this filesystem (the test's loop device only).
+    const std::string trigger = "/sys/fs/ext4/" + fs->device().substr(5) + "/trigger_fs_error";
+    if (::access(trigger.c_str(), W_OK) != 0)
+    {
+        GTEST_SKIP() << "no " << trigger;
+    }
+    std::ofstream(trigger) << "lvkeeper mounts test\n";
+    // The count may reach the superblock (and sysfs) from a work item, a moment later.
+    EventLoop loop;
+    EXPECT_TRUE(loop.runUntil([&] { return filesystems.errorCount(*mount) > 0; }, 2s));
 }
 
 TEST(ErrorCount, ReadsExt4SysfsUnderTheGivenRoot)
