@@ -1,0 +1,95 @@
+#!/bin/bash
+# The D-Bus API on real LVM, driven with busctl as an admin would, and seen with busctl monitor.
+source "$(dirname "$0")/lib.sh"
+
+step make_volume 300M
+write_config <<'CONF'
+[Volume]
+MountPoint=/data
+GrowAt=90
+GrowStep=100M
+Cooldown=1s
+
+[Disks]
+ImageDirectory=/media
+ImageSize=200M
+ReserveHostSpace=64M
+AdoptLoopDevices=no
+CONF
+step systemctl start lvkeeperd
+wait_active
+status=$(systemctl show -p StatusText --value lvkeeperd)
+log "STATUS=$status"
+[[ $status == "/data "*"% used, grows at 90% by 100M"* ]] || fail "unexpected STATUS: $status"
+pass "systemd shows STATUS: $status"
+monitor_start
+
+introspect=$(busctl introspect "$BUSNAME" "$OBJ")
+for m in .Grow .AddDisk .Remount .Diagnose .Repair .ThresholdCrossed .Grown .GrowFailed .DiskAdded .Remounted .ReadOnly .SpaceExhausted; do
+  grep -q "^$m " <<<"$introspect" || fail "introspection lacks $m"
+done
+pass "introspection shows the Manager API"
+[[ $(vol_prop VolumeGroup) == '"vg0"' && $(vol_prop LogicalVolume) == '"data0"' ]] || fail "volume not identified"
+pass "volume /data identified as vg0/data0"
+
+# Grow: relative, absolute, already there.
+out=$(step call Grow ss /data +100M)
+[[ $out == *"t 419430400" ]] || fail "Grow +100M returned $out"
+expect_signal Grown 10 "419430400"
+[[ $(lvs --noheadings --units b --nosuffix -o lv_size vg0/data0 | tr -d ' ') == 419430400 ]] || fail "LV not 400M"
+fs=$(df -B1 --output=size /data | tail -n1 | tr -d ' ')
+(( fs > 380000000 )) || fail "filesystem did not grow online: $fs"
+pass "Grow +100M: LV 400M, filesystem $fs bytes, online"
+out=$(step call Grow ss vg0/data0 500M)
+[[ $out == *"t 524288000" ]] || fail "Grow 500M returned $out"
+out=$(step call Grow ss /data 450M)
+[[ $out == *"t 524288000" ]] || fail "Grow to a smaller size must do nothing, returned $out"
+pass "absolute grow and no-op grow"
+
+# Read-only, then Remount in place.
+step mount -o remount,ro /data
+expect_signal ReadOnly 5 '"/data"'
+[[ $(vol_prop ReadOnly) == true ]] || fail "ReadOnly property not true"
+step call Remount s /data
+expect_signal Remounted 5
+touch /data/after-remount || fail "/data still not writable"
+pass "Remount made /data writable without unmounting"
+
+# AddDisk.
+out=$(step call AddDisk ss vg0 "")
+log "$out"
+[[ $out == *'"/media/disk2.img"'* ]] || fail "AddDisk returned $out"
+expect_signal DiskAdded 5 disk2.img
+[[ $(vgs --noheadings -o pv_count vg0 | tr -d ' ') == 3 ]] || fail "vg0 does not have 3 PVs"
+alloc=$(( $(stat -c %b /media/disk2.img) * 512 ))
+(( alloc >= 200 * 1024 * 1024 )) || fail "disk2.img is sparse ($alloc bytes allocated)"
+grep -qx /media/disk2.img /var/lib/lvkeeper/images || fail "disk2.img not recorded"
+pass "AddDisk: fully allocated image, PV in vg0, recorded for boot"
+
+# Errors.
+expect_error NotFound Grow /nope ""
+expect_error InvalidArgument Grow /data 12X
+expect_error InvalidArgument Grow /data -1G
+expect_error NotFound AddDisk vg9 ""
+expect_error NoHostSpace AddDisk vg0 100G
+expect_error NotFound Remount /nope
+out=$(setpriv --reuid=65534 --regid=65534 --clear-groups busctl call "$BUSNAME" "$OBJ" "$MGR" Grow ss /data +1M 2>&1) && fail "nobody could call Grow"
+log "non-root Grow: $out"
+setpriv --reuid=65534 --regid=65534 --clear-groups busctl get-property "$BUSNAME" "$OBJ/volumes/data" org.lvkeeper.Keeper1.Volume UsedPercent >/dev/null || fail "nobody cannot read properties"
+pass "non-root is refused, may read"
+
+# Auto-grow: fill past 90%, lvkeeperd grows by 100M.
+size_before=$(lvs --noheadings --units b --nosuffix -o lv_size vg0/data0 | tr -d ' ')
+avail=$(df -B1 --output=avail /data | tail -n1 | tr -d ' ')
+fallocate -l $(( avail - 20 * 1024 * 1024 )) /data/ballast
+expect_signal ThresholdCrossed 10
+expect_signal Grown 30 '"threshold"'
+size_after=$(lvs --noheadings --units b --nosuffix -o lv_size vg0/data0 | tr -d ' ')
+(( size_after > size_before )) || fail "LV did not grow automatically"
+pass "auto-grow: LV $size_before -> $size_after"
+
+out=$(step call Diagnose)
+log "Diagnose: $out"
+[[ $out == "a(sssss) "* ]] || fail "Diagnose returned $out"
+monitor_stop
+pass "api"

@@ -1,0 +1,111 @@
+# Shared helpers for lvkeeper's system tests; sourced by scripts that run INSIDE the lab guest.
+set -euo pipefail
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+LK_REPO=${LAB_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
+LK_SCEN=$LK_REPO/tests/system/scenarios
+LK_GUEST=$LK_REPO/tests/system/lib/guest
+LK_T0=$(date +%s%3N)
+LK_MON=/run/lk-monitor.log
+BUSNAME=org.lvkeeper.Keeper1
+OBJ=/org/lvkeeper/Keeper1
+MGR=org.lvkeeper.Keeper1.Manager
+
+lk_ms() { echo $(($(date +%s%3N) - LK_T0)); }
+log() { printf '[%6.1fs] %s\n' "$(awk "BEGIN{print $(lk_ms)/1000}")" "$*" >&2; }
+pass() { log "PASS: $*"; }
+fail() {
+  log "FAIL: $*"
+  echo "--- journal of lvkeeperd (last 40 lines)"
+  journalctl -u lvkeeperd --no-pager -n 40 -o cat 2>/dev/null || true
+  exit 1
+}
+# Runs a command, prints it, times it.
+step() {
+  local t=$(lk_ms)
+  log "\$ $*"
+  "$@"
+  log "  ($(( $(lk_ms) - t )) ms)"
+}
+
+# busctl as an admin types it.
+call() { busctl call "$BUSNAME" "$OBJ" "$MGR" "$@"; }
+vol_prop() { busctl get-property "$BUSNAME" "$OBJ/volumes/${2:-data}" org.lvkeeper.Keeper1.Volume "$1" | cut -d' ' -f2-; }
+# dbus-send shows the D-Bus error name, busctl only the message.
+call_error() {
+  local method=$1
+  shift
+  local args=()
+  for a in "$@"; do args+=("string:$a"); done
+  dbus-send --system --print-reply --dest="$BUSNAME" "$OBJ" "$MGR.$method" "${args[@]}" 2>&1 && return 1
+  return 0
+}
+expect_error() {
+  local name=$1
+  shift
+  local out
+  out=$(call_error "$@") || fail "$* succeeded, expected $name"
+  grep -q "org.lvkeeper.Keeper1.Error.$name" <<<"$out" || fail "$*: expected $name, got: $out"
+  pass "$1 -> $name: ${out#*: }"
+}
+
+# busctl monitor through `timeline`: a readable line per signal on the console, JSON in $LK_MON.
+monitor_start() {
+  : >"$LK_MON"
+  LK_T0=$LK_T0 stdbuf -oL busctl --json=short monitor "$BUSNAME" 2>/dev/null \
+    | "$(dirname "${BASH_SOURCE[0]}")/timeline" "$LK_MON" &
+  LK_MON_PID=$!
+  sleep 1
+}
+monitor_stop() {
+  pkill -f "busctl --json=short monitor $BUSNAME" 2>/dev/null || true
+  wait "${LK_MON_PID:-}" 2>/dev/null || true
+}
+# expect_signal MEMBER [TIMEOUT_S] [TEXT]: waits until the monitor saw it (TEXT: in its arguments).
+expect_signal() {
+  local member=$1 timeout=${2:-10} text=${3:-}
+  local deadline=$(( $(date +%s) + timeout ))
+  while (( $(date +%s) <= deadline )); do
+    if grep -F "\"member\":\"$member\"" "$LK_MON" | grep -qF -- "$text"; then
+      pass "signal $member${text:+ ($text)} seen on the bus"
+      return 0
+    fi
+    sleep 0.2
+  done
+  echo "--- busctl monitor:" >&2
+  grep -o '"member":"[A-Za-z]*"' "$LK_MON" | tail -n 20 >&2
+  fail "no $member signal${text:+ with $text} within ${timeout}s"
+}
+
+wait_active() {
+  local i
+  for i in $(seq 1 100); do
+    systemctl is-active --quiet lvkeeperd && return 0
+    sleep 0.2
+  done
+  systemctl status lvkeeperd --no-pager || true
+  fail "lvkeeperd did not become active"
+}
+
+# A small vg0/data0 on two image-backed PVs, ext4 at /data.
+make_volume() {
+  local size=${1:-300M}
+  modprobe loop; modprobe dm-mod
+  mkdir -p /media /data
+  local i dev
+  for i in 0 1; do
+    fallocate -l 400M /media/disk$i.img
+    dev=$(losetup --find --show /media/disk$i.img)
+    pvcreate -q "$dev"
+    LK_PVS+=("$dev")
+  done
+  vgcreate -q vg0 "${LK_PVS[@]}"
+  lvcreate -q -y -n data0 -L "$size" vg0
+  mkfs.ext4 -q /dev/vg0/data0
+  mount /dev/vg0/data0 /data
+}
+
+write_config() {
+  mkdir -p /etc/lvkeeper
+  cat >/etc/lvkeeper/lvkeeper.conf
+}
