@@ -362,6 +362,28 @@ class Contract(unittest.TestCase):
         finally:
             mon.close()
 
+    def test_diagnose_and_repair_read_only(self):
+        run(["mount", "-o", "remount,ro", self.env.mnt])
+        try:
+            wait_for(lambda: self.env.prop("ReadOnly") is True, 3, "ReadOnly property")
+            out = json.loads(self.env.busctl("--json=short", "call", BUS, PATH, MGR, "Diagnose",
+                                             user=65534).stdout)
+            findings = {f[0]: f for f in out["data"][0]}
+            fid = f"read-only:{self.env.mnt}"
+            self.assertIn(fid, findings)
+            self.assertEqual(findings[fid][1], "critical")
+            self.assertIn("remount", findings[fid][4].lower())
+            r = self.env.call("Repair", "as", "1", fid, check=False, user=65534)
+            self.assertNotEqual(r.returncode, 0, "nobody could Repair")
+            out = json.loads(self.env.call("Repair", "as", "0").stdout)
+            self.assertIn([fid, f"fixed: {self.env.mnt} is read-write"], out["data"][0])
+            with open(os.path.join(self.env.mnt, "after-repair"), "w") as f:
+                f.write("ok")
+            out = json.loads(self.env.call("Repair", "as", "2", fid, "no-such:thing").stdout)
+            self.assertEqual([r[1][:3] for r in out["data"][0]], ["ok:", "ok:"])
+        finally:
+            run(["mount", "-o", "remount,rw", self.env.mnt], check=False)
+
     def test_add_disk_creates_allocated_image(self):
         mon = Monitor(self.env)
         try:
