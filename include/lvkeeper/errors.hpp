@@ -1,5 +1,6 @@
 #pragma once
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -41,5 +42,8 @@ class KeeperError : public std::runtime_error
   private:
     ErrorKind kind_;
 };
+
+/// The message of any captured exception, for logs, signals and replies.
+std::string describeError(const std::exception_ptr& error);
 
 } // namespace lvkeeper

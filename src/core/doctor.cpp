@@ -44,22 +44,6 @@ int rank(const std::string& id)
     return static_cast<int>(it - order.begin());
 }
 
-std::string errorText(const std::exception_ptr& error)
-{
-    try
-    {
-        std::rethrow_exception(error);
-    }
-    catch (const std::exception& e)
-    {
-        return e.what();
-    }
-    catch (...)
-    {
-        return "unknown error";
-    }
-}
-
 /// "  /dev/loop1: Moved: 30.77%" -> 30.77
 std::optional<double> pvmovePercent(const std::string& line)
 {
@@ -601,7 +585,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         std::string kind = kindOf(f.id);
         std::string arg = argOf(f.id);
         auto fromError = [done](const std::string& ok) {
-            return [done, ok](Error e) { done(e ? "failed: " + errorText(e) : "fixed: " + ok); };
+            return [done, ok](Error e) { done(e ? "failed: " + describeError(e) : "fixed: " + ok); };
         };
         if (kind == "read-only")
         {
@@ -610,7 +594,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         else if (kind == "lv-bigger-than-fs")
         {
             keeper.healFilesystem(arg, [done, arg](std::uint64_t, Error e) {
-                done(e ? "failed: " + errorText(e) : "fixed: the filesystem of " + arg + " fills its LV");
+                done(e ? "failed: " + describeError(e) : "fixed: the filesystem of " + arg + " fills its LV");
             });
         }
         else if (kind == "pv-not-allocatable" || kind == "pv-smaller-than-device" || kind == "pv-data-offset")
@@ -663,7 +647,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         else if (kind == "vg-low")
         {
             keeper.addDisk(arg, "", [done](const std::string& image, const std::string& device, Error e) {
-                done(e ? "failed: " + errorText(e) : "fixed: added " + image + " as " + device);
+                done(e ? "failed: " + describeError(e) : "fixed: added " + image + " as " + device);
             });
         }
         else
@@ -690,12 +674,12 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                 {
                     if (!run->attempted.count(id))
                     {
-                        run->results.emplace_back(id, "failed: " + errorText(error));
+                        run->results.emplace_back(id, "failed: " + describeError(error));
                     }
                 }
                 if (run->requested.empty())
                 {
-                    run->results.emplace_back("diagnose", "failed: " + errorText(error));
+                    run->results.emplace_back("diagnose", "failed: " + describeError(error));
                 }
                 run->reply(run->results);
                 return;

@@ -30,4 +30,20 @@ std::string_view errorKindName(ErrorKind kind)
     return "Failed";
 }
 
+std::string describeError(const std::exception_ptr& error)
+{
+    try
+    {
+        std::rethrow_exception(error);
+    }
+    catch (const std::exception& e)
+    {
+        return e.what();
+    }
+    catch (...)
+    {
+        return "unknown error";
+    }
+}
+
 } // namespace lvkeeper

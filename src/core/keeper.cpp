@@ -23,22 +23,6 @@ Keeper::Error makeError(ErrorKind kind, const std::string& message)
     return std::make_exception_ptr(KeeperError(kind, message));
 }
 
-std::string errorText(const Keeper::Error& error)
-{
-    try
-    {
-        std::rethrow_exception(error);
-    }
-    catch (const std::exception& e)
-    {
-        return e.what();
-    }
-    catch (...)
-    {
-        return "unknown error";
-    }
-}
-
 std::string normalizePath(std::string path)
 {
     while (path.size() > 1 && path.back() == '/')
@@ -386,6 +370,27 @@ struct Keeper::Impl
         });
     }
 
+    /// Re-reads LVM, then every volume's usage; a failed LVM read is logged, not fatal.
+    void rescanAll(std::function<void()> then = {})
+    {
+        refreshLvm([this, then = std::move(then)](Error error) {
+            if (error)
+            {
+                spdlog::warn("event=lvm-scan-failed error=\"{}\"", describeError(error));
+            }
+            for (std::size_t i = 0; i < volumes.size(); ++i)
+            {
+                refreshUsage(i);
+                markDirty(i);
+            }
+            publishStatus();
+            if (then)
+            {
+                then();
+            }
+        });
+    }
+
     void applyLvs(std::size_t i, const std::vector<lvm::Lv>& lvs)
     {
         auto& v = volumes[i];
@@ -493,7 +498,7 @@ struct Keeper::Impl
         setState(i, "growing");
         auto fail = [this, i, reply, finish](Error error) {
             auto& v = volumes[i];
-            v.lastError = errorText(error);
+            v.lastError = describeError(error);
             v.lastGrowEnd = scheduler.now();
             spdlog::error("event=grow-failed volume={} error=\"{}\"", v.config.mountPoint, v.lastError);
             if (listener)
@@ -843,7 +848,7 @@ struct Keeper::Impl
     void addDiskJob(const std::string& vg, std::uint64_t size, AddDiskReply reply, JobQueue::Finish finish)
     {
         auto fail = [reply, finish, vg](Error e) {
-            spdlog::error("event=add-disk-failed vg={} error=\"{}\"", vg, errorText(e));
+            spdlog::error("event=add-disk-failed vg={} error=\"{}\"", vg, describeError(e));
             reply("", "", e);
             finish();
         };
@@ -941,7 +946,7 @@ struct Keeper::Impl
             if (e)
             {
                 spdlog::warn("event=adopt-skipped device={} image={} reason=\"{}\"", device.device,
-                             device.backingFile, errorText(e));
+                             device.backingFile, describeError(e));
                 finish();
                 return;
             }
@@ -1017,7 +1022,7 @@ void Keeper::start(std::function<void()> ready)
     d.refreshLvm([&d, ready = std::move(ready)](Error error) {
         if (error)
         {
-            spdlog::warn("event=lvm-scan-failed error=\"{}\"", errorText(error));
+            spdlog::warn("event=lvm-scan-failed error=\"{}\"", describeError(error));
         }
         d.started = true;
         for (std::size_t i = 0; i < d.volumes.size(); ++i)
@@ -1078,17 +1083,7 @@ void Keeper::reload(Config config)
         }
         d.markDirty(i);
     }
-    d.refreshLvm([&d](Error error) {
-        if (error)
-        {
-            spdlog::warn("event=lvm-scan-failed error=\"{}\"", errorText(error));
-        }
-        for (std::size_t i = 0; i < d.volumes.size(); ++i)
-        {
-            d.refreshUsage(i);
-        }
-        d.publishStatus();
-    });
+    d.rescanAll();
 }
 
 void Keeper::onActivity(const std::string& mountPoint)
@@ -1135,16 +1130,7 @@ void Keeper::onMountsChanged()
     }
     if (identify)
     {
-        d.refreshLvm([&d](Error error) {
-            if (error)
-            {
-                spdlog::warn("event=lvm-scan-failed error=\"{}\"", errorText(error));
-            }
-            for (std::size_t i = 0; i < d.volumes.size(); ++i)
-            {
-                d.refreshUsage(i);
-            }
-        });
+        d.rescanAll();
     }
     d.publishStatus();
 }
@@ -1371,19 +1357,7 @@ void Keeper::rescan(std::function<void()> done)
     {
         d.refreshMount(i);
     }
-    d.refreshLvm([&d, done = std::move(done)](Error error) {
-        if (error)
-        {
-            spdlog::warn("event=lvm-scan-failed error=\"{}\"", errorText(error));
-        }
-        for (std::size_t i = 0; i < d.volumes.size(); ++i)
-        {
-            d.refreshUsage(i);
-            d.markDirty(i);
-        }
-        d.publishStatus();
-        done();
-    });
+    d.rescanAll(std::move(done));
 }
 
 std::uint64_t Keeper::filesystemSize(std::size_t index) const
