@@ -30,9 +30,9 @@ pass "Diagnose lists the read-only mount, the 3 PV faults and the hidden deleted
 log "== AddDisk before space is freed: the error names what hides the space"
 out=$(call_error AddDisk vg0 "") || fail "AddDisk succeeded on a full /media"
 log "$out"
-grep -q NoHostSpace <<<"$out" && grep -q "python3 (pid" <<<"$out" && grep -q .tempfile <<<"$out" \
+grep -q NoHostSpace <<<"$out" && grep -Eq "objserver \(pid [0-9]+\) holds /media/.tempfile" <<<"$out" \
   || fail "NoHostSpace error does not name the holder"
-pass "NoHostSpace names python3 and /media/.tempfile"
+pass "NoHostSpace names the object server and /media/.tempfile"
 
 log "== Repair: every fix that is safe without a person"
 out=$(step busctl --timeout=600 call "$BUSNAME" "$OBJ" "$MGR" Repair as 0)
@@ -58,7 +58,7 @@ expect_signal DiskAdded 5 disk3.img
 out=$(step busctl --timeout=300 call "$BUSNAME" "$OBJ" "$MGR" Grow ss /data 4G)
 [[ $out == "t 4294967296" ]] || fail "Grow /data 4G returned $out"
 expect_signal Grown 5 4294967296
-pvs -o pv_name,pv_size,pe_start,pv_pe_count,pv_attr vg0
+pvs -o pv_name,vg_name,pv_size,pe_start,pv_pe_count,pv_attr
 lvs -o lv_name,lv_size,seg_pe_ranges vg0
 
 log "== Diagnose again: nothing left to fix"

@@ -5,13 +5,15 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LK_REPO=${LAB_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
 LK_SCEN=$LK_REPO/tests/system/scenarios
 LK_GUEST=$LK_REPO/tests/system/lib/guest
-LK_T0=$(date +%s%3N)
+# Time since boot, in ms: the guest's wall clock may be stepped while a test runs.
+lk_uptime_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+LK_T0=$(lk_uptime_ms)
 LK_MON=/run/lk-monitor.log
 BUSNAME=org.lvkeeper.Keeper1
 OBJ=/org/lvkeeper/Keeper1
 MGR=org.lvkeeper.Keeper1.Manager
 
-lk_ms() { echo $(($(date +%s%3N) - LK_T0)); }
+lk_ms() { echo $(($(lk_uptime_ms) - LK_T0)); }
 log() { printf '[%6.1fs] %s\n' "$(awk "BEGIN{print $(lk_ms)/1000}")" "$*" >&2; }
 pass() { log "PASS: $*"; }
 fail() {
