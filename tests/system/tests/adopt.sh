@@ -18,7 +18,7 @@ monitor_start
 fallocate -l 200M /media/byhand.img
 dev=$(losetup --find --show /media/byhand.img)
 log "attached /media/byhand.img as $dev by hand"
-expect_signal DiskAdded 20 "$dev"
+expect_signal DiskAdded 90 "$dev"
 [[ $(pvs --noheadings -o vg_name "$dev" | tr -d ' ') == vg0 ]] || fail "$dev is not a PV of vg0"
 pass "udev-driven adoption of $dev into vg0"
 
@@ -27,7 +27,7 @@ mkfs.ext4 -q /media/hasfs.img
 sum_before=$(sha256sum /media/hasfs.img | cut -d' ' -f1)
 dev2=$(losetup --find --show /media/hasfs.img)
 log "attached /media/hasfs.img (ext4) as $dev2"
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do
   journalctl -u lvkeeperd -o cat --no-pager | grep -q "adopt-skipped device=$dev2" && break
   sleep 0.2
 done

@@ -35,7 +35,7 @@ pass "volume /data identified as vg0/data0"
 # Grow: relative, absolute, already there.
 out=$(step call Grow ss /data +100M)
 [[ $out == *"t 419430400" ]] || fail "Grow +100M returned $out"
-expect_signal Grown 10 "419430400"
+expect_signal Grown 90 "419430400"
 [[ $(lvs --noheadings --units b --nosuffix -o lv_size vg0/data0 | tr -d ' ') == 419430400 ]] || fail "LV not 400M"
 fs=$(df -B1 --output=size /data | tail -n1 | tr -d ' ')
 (( fs > 380000000 )) || fail "filesystem did not grow online: $fs"
@@ -48,10 +48,10 @@ pass "absolute grow and no-op grow"
 
 # Read-only, then Remount in place.
 step mount -o remount,ro /data
-expect_signal ReadOnly 5 '"/data"'
+expect_signal ReadOnly 90 '"/data"'
 [[ $(vol_prop ReadOnly) == true ]] || fail "ReadOnly property not true"
 step call Remount s /data
-expect_signal Remounted 5
+expect_signal Remounted 90
 touch /data/after-remount || fail "/data still not writable"
 pass "Remount made /data writable without unmounting"
 
@@ -59,7 +59,7 @@ pass "Remount made /data writable without unmounting"
 out=$(step call AddDisk ss vg0 "")
 log "$out"
 [[ $out == *'"/media/disk2.img"'* ]] || fail "AddDisk returned $out"
-expect_signal DiskAdded 5 disk2.img
+expect_signal DiskAdded 90 disk2.img
 [[ $(vgs --noheadings -o pv_count vg0 | tr -d ' ') == 3 ]] || fail "vg0 does not have 3 PVs"
 alloc=$(( $(stat -c %b /media/disk2.img) * 512 ))
 (( alloc >= 200 * 1024 * 1024 )) || fail "disk2.img is sparse ($alloc bytes allocated)"
@@ -82,8 +82,8 @@ pass "non-root is refused, may read"
 size_before=$(lvs --noheadings --units b --nosuffix -o lv_size vg0/data0 | tr -d ' ')
 avail=$(df -B1 --output=avail /data | tail -n1 | tr -d ' ')
 fallocate -l $(( avail - 20 * 1024 * 1024 )) /data/ballast
-expect_signal ThresholdCrossed 10
-expect_signal Grown 30 '"threshold"'
+expect_signal ThresholdCrossed 90
+expect_signal Grown 90 '"threshold"'
 size_after=$(lvs --noheadings --units b --nosuffix -o lv_size vg0/data0 | tr -d ' ')
 (( size_after > size_before )) || fail "LV did not grow automatically"
 pass "auto-grow: LV $size_before -> $size_after"

@@ -41,12 +41,12 @@ for id in "read-only:/data" "pv-not-allocatable:/dev/loop0" "pv-smaller-than-dev
   grep -q "\"$id\" \"fixed:" <<<"$out" || fail "Repair did not fix $id"
 done
 grep -q '"failed:' <<<"$out" && fail "a repair failed"
-expect_signal Remounted 5
+expect_signal Remounted 90
 pass "Repair fixed the mount and the three PVs"
 
 log "== the admin restarts the object server (lvkeeper never kills a process)"
 step kill -HUP "$(cat "$WRAPPER_PIDFILE")"
-for _ in $(seq 1 50); do
+for _ in $(seq 1 300); do
   [[ -z $(find /proc/[0-9]*/fd -lname '*.tempfile (deleted)' 2>/dev/null) ]] && break
   sleep 0.2
 done
@@ -54,10 +54,10 @@ df -h /media
 out=$(step busctl --timeout=300 call "$BUSNAME" "$OBJ" "$MGR" AddDisk ss vg0 "")
 log "$out"
 [[ $out == *'"/media/disk3.img"'* ]] || fail "AddDisk returned $out"
-expect_signal DiskAdded 5 disk3.img
+expect_signal DiskAdded 90 disk3.img
 out=$(step busctl --timeout=300 call "$BUSNAME" "$OBJ" "$MGR" Grow ss /data 4G)
 [[ $out == "t 4294967296" ]] || fail "Grow /data 4G returned $out"
-expect_signal Grown 5 4294967296
+expect_signal Grown 90 4294967296
 pvs -o pv_name,vg_name,pv_size,pe_start,pv_pe_count,pv_attr
 lvs -o lv_name,lv_size,seg_pe_ranges vg0
 

@@ -81,7 +81,7 @@ expect_signal() {
 
 wait_active() {
   local i
-  for i in $(seq 1 100); do
+  for i in $(seq 1 600); do
     systemctl is-active --quiet lvkeeperd && return 0
     sleep 0.2
   done

@@ -20,7 +20,7 @@ CONF
   wait_active
   out=$(step call AddDisk ss vg0 "")
   log "$out"
-  for _ in $(seq 1 50); do
+  for _ in $(seq 1 300); do
     [[ $(wc -l </var/lib/lvkeeper/images) -ge 3 ]] && break
     sleep 0.2
   done
