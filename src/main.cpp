@@ -54,7 +54,8 @@ Args parseArgs(int argc, char** argv)
     for (int i = 1; i < argc; ++i)
     {
         std::string a = argv[i];
-        auto value = [&](const char* name) -> std::string {
+        auto value = [&](const char* name) -> std::string
+        {
             if (i + 1 >= argc)
             {
                 throw std::invalid_argument(std::string(name) + " needs a value");
@@ -172,8 +173,14 @@ int runDaemon(const Args& args)
     lvkeeper::Keeper* keeperPtr = nullptr;
     lvkeeper::sys::FanotifyWatch fanotify(
         event.get(), std::chrono::milliseconds(20),
-        [&](const std::string& mp) { keeperPtr->onActivity(mp); },
-        [&](const std::string& mp) { keeperPtr->onFilesystemError(mp); });
+        [&](const std::string& mp)
+        {
+            keeperPtr->onActivity(mp);
+        },
+        [&](const std::string& mp)
+        {
+            keeperPtr->onFilesystemError(mp);
+        });
     FanotifyActivity activity(fanotify);
 
     lvkeeper::KeeperOptions options;
@@ -186,32 +193,49 @@ int runDaemon(const Args& args)
     lvkeeper::Keeper keeper(config, runner, scheduler, filesystems, disks, state, activity, options);
     keeperPtr = &keeper;
 
-    lvkeeper::sys::MountMonitor mounts(event.get(), [&] { keeper.onMountsChanged(); });
+    lvkeeper::sys::MountMonitor mounts(event.get(),
+                                       [&]
+                                       {
+                                           keeper.onMountsChanged();
+                                       });
     const char* udevSource = access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel";
     lvkeeper::sys::UdevMonitor udev(
-        event.get(), [&](const std::string& action, const lvkeeper::LoopDevice& dev) { keeper.onLoopDevice(action, dev); },
+        event.get(),
+        [&](const std::string& action, const lvkeeper::LoopDevice& dev)
+        {
+            keeper.onLoopDevice(action, dev);
+        },
         udevSource);
 
     auto connection = sdbus::createSystemBusConnection();
     lvkeeper::dbus::BusLoop busLoop(event.get(), *connection);
     lvkeeper::Doctor doctor(keeper, runner, filesystems, disks, state, options.lvmCommand);
-    lvkeeper::dbus::Service service(*connection, keeper, doctor, [](const std::string& status) {
-        sd_notifyf(0, "STATUS=%s", status.c_str());
-    });
+    lvkeeper::dbus::Service service(*connection, keeper, doctor,
+                                    [](const std::string& status)
+                                    {
+                                        sd_notifyf(0, "STATUS=%s", status.c_str());
+                                    });
     keeper.setListener(&service);
-    doctor.setProgress([&](const std::string& job, double percent) { service.progress(job, percent); });
+    doctor.setProgress(
+        [&](const std::string& job, double percent)
+        {
+            service.progress(job, percent);
+        });
     connection->requestName(lvkeeper::dbus::busName);
 
     // Backstop for writes fanotify cannot see (mmap, other mount namespaces); 0 disables.
     std::unique_ptr<lvkeeper::Timer> backstop;
-    std::function<void()> armBackstop = [&] {
+    std::function<void()> armBackstop = [&]
+    {
         auto interval = keeper.config().daemon.backstopInterval;
         if (interval.count() > 0)
         {
-            backstop = scheduler.after(interval, [&] {
-                keeper.onBackstop();
-                armBackstop();
-            });
+            backstop = scheduler.after(interval,
+                                       [&]
+                                       {
+                                           keeper.onBackstop();
+                                           armBackstop();
+                                       });
         }
         else
         {
@@ -219,7 +243,8 @@ int runDaemon(const Args& args)
         }
     };
 
-    auto onSignal = [](sd_event_source* source, const signalfd_siginfo* info, void* userdata) -> int {
+    auto onSignal = [](sd_event_source* source, const signalfd_siginfo* info, void* userdata) -> int
+    {
         auto* reload = static_cast<std::function<void()>*>(userdata);
         if (info->ssi_signo == SIGHUP)
         {
@@ -230,7 +255,8 @@ int runDaemon(const Args& args)
         sd_notify(0, "STOPPING=1");
         return sd_event_exit(sd_event_source_get_event(source), 0);
     };
-    std::function<void()> reload = [&] {
+    std::function<void()> reload = [&]
+    {
         sd_notify(0, "RELOADING=1");
         try
         {
@@ -248,11 +274,13 @@ int runDaemon(const Args& args)
         check(sd_event_add_signal(event.get(), nullptr, sig, onSignal, &reload), "sd_event_add_signal");
     }
 
-    keeper.start([&] {
-        armBackstop();
-        spdlog::info("event=ready volumes={} status=\"{}\"", keeper.volumes().size(), keeper.statusLine());
-        sd_notifyf(0, "READY=1\nSTATUS=%s", keeper.statusLine().c_str());
-    });
+    keeper.start(
+        [&]
+        {
+            armBackstop();
+            spdlog::info("event=ready volumes={} status=\"{}\"", keeper.volumes().size(), keeper.statusLine());
+            sd_notifyf(0, "READY=1\nSTATUS=%s", keeper.statusLine().c_str());
+        });
 
     int r = sd_event_loop(event.get());
     keeper.setListener(nullptr);

@@ -13,8 +13,8 @@ namespace lvkeeper
 struct CommandResult
 {
     std::vector<std::string> argv;
-    int exitCode = -1;   ///< -1 when it did not exit normally
-    int termSignal = 0;  ///< signal that ended it, 0 if none
+    int exitCode = -1;  ///< -1 when it did not exit normally
+    int termSignal = 0; ///< signal that ended it, 0 if none
     bool timedOut = false;
     bool spawnFailed = false;
     std::string out;

@@ -29,9 +29,7 @@ std::string_view errorKindName(ErrorKind kind);
 class KeeperError : public std::runtime_error
 {
   public:
-    KeeperError(ErrorKind kind, const std::string& message) :
-        std::runtime_error(message), kind_(kind)
-    {}
+    KeeperError(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
 
     /// Which named error this is.
     ErrorKind kind() const noexcept

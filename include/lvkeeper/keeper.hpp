@@ -78,8 +78,7 @@ class KeeperListener
     /// The one-line status changed.
     virtual void statusChanged(const std::string& status) = 0;
     /// The list of volumes changed (reload): indexes are new.
-    virtual void volumesReplaced()
-    {}
+    virtual void volumesReplaced() {}
 };
 
 /// The policy engine: watches volumes, decides and runs jobs through the seams. No syscalls of its own.

@@ -53,7 +53,8 @@ std::vector<std::string> pvsArgs();
 std::vector<std::string> vgsArgs();
 std::vector<std::string> lvsArgs();
 
-/// Parse `lvm ... --reportformat json --units b --nosuffix` output. Throw KeeperError(CommandFailed) on malformed input.
+/// Parse `lvm ... --reportformat json --units b --nosuffix` output. Throw KeeperError(CommandFailed) on malformed
+/// input.
 std::vector<Pv> parsePvs(std::string_view json);
 std::vector<Vg> parseVgs(std::string_view json);
 std::vector<Lv> parseLvs(std::string_view json);

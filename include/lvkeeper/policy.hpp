@@ -22,7 +22,7 @@ std::uint64_t requestedTarget(const SizeRequest& request, std::uint64_t lvSize, 
 /// The outcome of fitting a target into MaxSize and the VG's free space.
 struct GrowPlan
 {
-    std::uint64_t target = 0;  ///< LV size to extend to; == lvSize when nothing can be done
+    std::uint64_t target = 0; ///< LV size to extend to; == lvSize when nothing can be done
     bool cappedByMaxSize = false;
     bool cappedByVg = false;
 

@@ -12,7 +12,8 @@ inline constexpr std::uint64_t MiB = 1024ULL * KiB;
 inline constexpr std::uint64_t GiB = 1024ULL * MiB;
 inline constexpr std::uint64_t TiB = 1024ULL * GiB;
 
-/// Parses "4G", "4096M", "1.5G", "500MiB", "123" (bytes), "123b"; binary units as LVM's -L. Throws KeeperError(InvalidArgument).
+/// Parses "4G", "4096M", "1.5G", "500MiB", "123" (bytes), "123b"; binary units as LVM's -L. Throws
+/// KeeperError(InvalidArgument).
 std::uint64_t parseSize(std::string_view text);
 
 /// What a Grow size argument asks for.

@@ -15,12 +15,12 @@ namespace lvkeeper
 struct MountInfo
 {
     std::string mountPoint;
-    std::string source; ///< /dev/mapper/vg0-data0
-    std::string fsType; ///< ext4, xfs
-    unsigned devMajor = 0;  ///< st_dev of the filesystem
+    std::string source;    ///< /dev/mapper/vg0-data0
+    std::string fsType;    ///< ext4, xfs
+    unsigned devMajor = 0; ///< st_dev of the filesystem
     unsigned devMinor = 0;
-    bool readOnly = false;  ///< mount or superblock read-only
-    std::string options;    ///< VFS and fs options, comma separated
+    bool readOnly = false; ///< mount or superblock read-only
+    std::string options;   ///< VFS and fs options, comma separated
 };
 
 /// statvfs of a mounted filesystem, in bytes and inodes.
@@ -98,7 +98,8 @@ class Disks
     virtual void createImage(const std::string& path, std::uint64_t size) = 0;
     /// Removes a file this daemon created. Throws std::system_error.
     virtual void removeImage(const std::string& path) = 0;
-    /// The first signature (filesystem, RAID, LVM2_member, partition table) libblkid finds, if any. Throws std::system_error.
+    /// The first signature (filesystem, RAID, LVM2_member, partition table) libblkid finds, if any. Throws
+    /// std::system_error.
     virtual std::optional<std::string> signature(const std::string& device) = 0;
     /// Allocates every hole of an existing file (fallocate mode 0: data untouched). Throws std::system_error.
     virtual void allocateImage(const std::string& path)

@@ -183,11 +183,10 @@ std::uint64_t durationUnit(std::string_view unit)
         std::string_view name;
         std::uint64_t milliseconds;
     } units[] = {
-        {"ms", 1},          {"msec", 1},          {"s", 1000},          {"sec", 1000},
-        {"second", 1000},   {"seconds", 1000},    {"m", 60000},         {"min", 60000},
-        {"minute", 60000},  {"minutes", 60000},   {"h", 3600000},       {"hr", 3600000},
-        {"hour", 3600000},  {"hours", 3600000},   {"d", 86400000},      {"day", 86400000},
-        {"days", 86400000},
+        {"ms", 1},         {"msec", 1},        {"s", 1000},       {"sec", 1000},      {"second", 1000},
+        {"seconds", 1000}, {"m", 60000},       {"min", 60000},    {"minute", 60000},  {"minutes", 60000},
+        {"h", 3600000},    {"hr", 3600000},    {"hour", 3600000}, {"hours", 3600000}, {"d", 86400000},
+        {"day", 86400000}, {"days", 86400000},
     };
     for (const auto& entry : units)
     {
@@ -567,7 +566,8 @@ std::string formatConfigError(const std::string& file, int line, const std::stri
 
 ConfigError::ConfigError(const std::string& file, int line, const std::string& key, const std::string& what) :
     std::runtime_error(formatConfigError(file, line, what)), file_(file), line_(line), key_(key)
-{}
+{
+}
 
 Config parseConfig(std::string_view text, const std::string& fileName)
 {

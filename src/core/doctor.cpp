@@ -36,9 +36,9 @@ std::string argOf(const std::string& id)
 int rank(const std::string& id)
 {
     static const std::vector<std::string> order = {
-        "not-mounted",  "fs-errors",          "read-only",              "lv-bigger-than-fs",
-        "image-missing", "image-detached",    "image-sparse",           "pv-not-allocatable",
-        "pv-smaller-than-device", "pv-data-offset", "deleted-open",     "vg-low",
+        "not-mounted",    "fs-errors",    "read-only",          "lv-bigger-than-fs",      "image-missing",
+        "image-detached", "image-sparse", "pv-not-allocatable", "pv-smaller-than-device", "pv-data-offset",
+        "deleted-open",   "vg-low",
     };
     auto it = std::find(order.begin(), order.end(), kindOf(id));
     return static_cast<int>(it - order.begin());
@@ -61,7 +61,8 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
 {
     Impl(Keeper& k, CommandRunner& r, Filesystems& f, Disks& d, StateStore& s, std::string lvm) :
         keeper(k), runner(r), fs(f), disks(d), state(s), lvmCommand(std::move(lvm))
-    {}
+    {
+    }
 
     Keeper& keeper;
     CommandRunner& runner;
@@ -124,43 +125,50 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     void gather(Done done)
     {
         auto self = shared_from_this();
-        keeper.rescan([self, done] {
-            self->runLvm(lvm::pvsArgs(), [self, done](const CommandResult& r) {
-                if (!r.ok())
-                {
-                    done(std::make_exception_ptr(
-                        KeeperError(ErrorKind::CommandFailed, "cannot read LVM state: " + r.describe())));
-                    return;
-                }
-                try
-                {
-                    self->pvs = lvm::parsePvs(r.out);
-                }
-                catch (...)
-                {
-                    done(std::current_exception());
-                    return;
-                }
-                self->runLvm(lvm::vgsArgs(), [self, done](const CommandResult& r2) {
-                    if (!r2.ok())
+        keeper.rescan(
+            [self, done]
+            {
+                self->runLvm(
+                    lvm::pvsArgs(),
+                    [self, done](const CommandResult& r)
                     {
-                        done(std::make_exception_ptr(
-                            KeeperError(ErrorKind::CommandFailed, "cannot read LVM state: " + r2.describe())));
-                        return;
-                    }
-                    try
-                    {
-                        self->vgs = lvm::parseVgs(r2.out);
-                    }
-                    catch (...)
-                    {
-                        done(std::current_exception());
-                        return;
-                    }
-                    done(nullptr);
-                });
+                        if (!r.ok())
+                        {
+                            done(std::make_exception_ptr(
+                                KeeperError(ErrorKind::CommandFailed, "cannot read LVM state: " + r.describe())));
+                            return;
+                        }
+                        try
+                        {
+                            self->pvs = lvm::parsePvs(r.out);
+                        }
+                        catch (...)
+                        {
+                            done(std::current_exception());
+                            return;
+                        }
+                        self->runLvm(lvm::vgsArgs(),
+                                     [self, done](const CommandResult& r2)
+                                     {
+                                         if (!r2.ok())
+                                         {
+                                             done(std::make_exception_ptr(KeeperError(
+                                                 ErrorKind::CommandFailed, "cannot read LVM state: " + r2.describe())));
+                                             return;
+                                         }
+                                         try
+                                         {
+                                             self->vgs = lvm::parseVgs(r2.out);
+                                         }
+                                         catch (...)
+                                         {
+                                             done(std::current_exception());
+                                             return;
+                                         }
+                                         done(nullptr);
+                                     });
+                    });
             });
-        });
     }
 
     // ---- findings ------------------------------------------------------------
@@ -173,10 +181,16 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         imageFindings(out);
         heldFindings(out);
         vgFindings(out);
-        std::stable_sort(out.begin(), out.end(), [](const Finding& a, const Finding& b) {
-            auto sev = [](const std::string& s) { return s == "critical" ? 0 : s == "warning" ? 1 : 2; };
-            return sev(a.severity) != sev(b.severity) ? sev(a.severity) < sev(b.severity) : rank(a.id) < rank(b.id);
-        });
+        std::stable_sort(out.begin(), out.end(),
+                         [](const Finding& a, const Finding& b)
+                         {
+                             auto sev = [](const std::string& s)
+                             {
+                                 return s == "critical" ? 0 : s == "warning" ? 1 : 2;
+                             };
+                             return sev(a.severity) != sev(b.severity) ? sev(a.severity) < sev(b.severity)
+                                                                       : rank(a.id) < rank(b.id);
+                         });
         return out;
     }
 
@@ -206,18 +220,19 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                 if (errors > 0 || v.fsErrors)
                 {
                     std::string fsck = v.mount.fsType == "xfs" ? "xfs_repair " : "fsck." + v.mount.fsType + " -f ";
-                    out.push_back({"fs-errors:" + mp, "critical", mp,
-                                   mp + " is read-only and its filesystem recorded " + std::to_string(errors) +
-                                       " errors",
-                                   "stop its users, then: umount " + mp + " && " + fsck + v.mount.source +
-                                       " && mount " + mp + " (Repair refuses: a remount would risk the data)",
-                                   false});
+                    out.push_back(
+                        {"fs-errors:" + mp, "critical", mp,
+                         mp + " is read-only and its filesystem recorded " + std::to_string(errors) + " errors",
+                         "stop its users, then: umount " + mp + " && " + fsck + v.mount.source + " && mount " + mp +
+                             " (Repair refuses: a remount would risk the data)",
+                         false});
                 }
                 else
                 {
                     out.push_back({"read-only:" + mp, "critical", mp,
-                                   mp + " (" + v.mount.source + ") is mounted read-only although its filesystem is "
-                                        "clean: writers fail with EROFS",
+                                   mp + " (" + v.mount.source +
+                                       ") is mounted read-only although its filesystem is "
+                                       "clean: writers fail with EROFS",
                                    "Repair remounts it read-write in place (mount(2) MS_REMOUNT), without unmounting",
                                    true});
                 }
@@ -271,13 +286,13 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                     }
                 }
                 bool room = otherFree >= pv.peAllocCount;
-                std::string fix =
-                    room ? "Repair moves its " + std::to_string(pv.peAllocCount) +
-                               " allocated extents to other PVs (pvmove), removes it from " + pv.vgName +
-                               ", recreates it with the default layout and adds it back"
-                         : "needs " + std::to_string(pv.peAllocCount) + " free extents on the other allocatable PVs of " +
-                               pv.vgName + ", which have " + std::to_string(otherFree) +
-                               "; fix the other PVs or add a disk first, then Repair";
+                std::string fix = room ? "Repair moves its " + std::to_string(pv.peAllocCount) +
+                                             " allocated extents to other PVs (pvmove), removes it from " + pv.vgName +
+                                             ", recreates it with the default layout and adds it back"
+                                       : "needs " + std::to_string(pv.peAllocCount) +
+                                             " free extents on the other allocatable PVs of " + pv.vgName +
+                                             ", which have " + std::to_string(otherFree) +
+                                             "; fix the other PVs or add a disk first, then Repair";
                 out.push_back({"pv-data-offset:" + pv.name, "warning", pv.name,
                                "the first extent of PV " + pv.name + " starts at " + formatSize(pv.peStart) +
                                    " instead of " + formatSize(defaultPeStart) + ": " + std::to_string(lost) +
@@ -359,7 +374,8 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
             {
                 out.push_back({"image-sparse:" + path, "warning", path,
                                "disk image " + path + " is sparse: " + formatSize(allocated) + " of " +
-                                   formatSize(size) + " allocated, so the PV can fail with ENOSPC on the host "
+                                   formatSize(size) +
+                                   " allocated, so the PV can fail with ENOSPC on the host "
                                    "while LVM believes it has room",
                                "Repair allocates the rest (fallocate; the data is untouched)", true});
             }
@@ -376,7 +392,8 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     {
         std::set<std::pair<unsigned, unsigned>> devices;
         std::vector<std::pair<std::string, MountInfo>> places;
-        auto add = [&](const std::string& name, const std::optional<MountInfo>& m) {
+        auto add = [&](const std::string& name, const std::optional<MountInfo>& m)
+        {
             if (m && devices.insert({m->devMajor, m->devMinor}).second)
             {
                 places.emplace_back(name, *m);
@@ -413,14 +430,13 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                 {
                     continue; // a log file or a lock: not what hides space
                 }
-                out.push_back({"deleted-open:" + std::to_string(h.pid) + ":" + h.path, "warning",
-                               "pid " + std::to_string(h.pid),
-                               h.command + " (pid " + std::to_string(h.pid) + ") holds the deleted file " + h.path +
-                                   " open: " + formatSize(h.bytes) + " of " + mount.mountPoint +
-                                   " that df counts as used and no file shows",
-                               "restart " + h.command + " (pid " + std::to_string(h.pid) +
-                                   ") so it closes the file; lvkeeper never kills a process",
-                               false});
+                out.push_back(
+                    {"deleted-open:" + std::to_string(h.pid) + ":" + h.path, "warning", "pid " + std::to_string(h.pid),
+                     h.command + " (pid " + std::to_string(h.pid) + ") holds the deleted file " + h.path + " open: " +
+                         formatSize(h.bytes) + " of " + mount.mountPoint + " that df counts as used and no file shows",
+                     "restart " + h.command + " (pid " + std::to_string(h.pid) +
+                         ") so it closes the file; lvkeeper never kills a process",
+                     false});
             }
         }
     }
@@ -452,10 +468,10 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
             {
                 continue;
             }
-            std::string disksLeft =
-                hostKnown ? std::to_string(hostFree / std::max<std::uint64_t>(cfg.imageSize, 1)) + " more " +
-                                formatSize(cfg.imageSize) + " disks (" + formatSize(hostFree) + " free beyond the reserve)"
-                          : "an unknown number of disks";
+            std::string disksLeft = hostKnown ? std::to_string(hostFree / std::max<std::uint64_t>(cfg.imageSize, 1)) +
+                                                    " more " + formatSize(cfg.imageSize) + " disks (" +
+                                                    formatSize(hostFree) + " free beyond the reserve)"
+                                              : "an unknown number of disks";
             out.push_back({"vg-low:" + v.vg, free == 0 ? "warning" : "info", v.vg,
                            "volume group " + v.vg + " has " + formatSize(free) + " free, less than one " +
                                formatSize(v.config.growStep) + " grow step of " + v.config.mountPoint + "; " +
@@ -470,122 +486,152 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     {
         auto self = shared_from_this();
         keeper.enqueue(vg, args.front() + " " + args.back(),
-                       [self, args, success, done](JobQueue::Finish finish) {
-                           self->runLvm(args, [success, done, finish](const CommandResult& r) {
-                               done(r.ok() ? "fixed: " + success : "failed: " + r.describe());
-                               finish();
-                           });
+                       [self, args, success, done](JobQueue::Finish finish)
+                       {
+                           self->runLvm(args,
+                                        [success, done, finish](const CommandResult& r)
+                                        {
+                                            done(r.ok() ? "fixed: " + success : "failed: " + r.describe());
+                                            finish();
+                                        });
                        });
     }
 
     void recreatePv(const lvm::Pv pv, Result done)
     {
         auto self = shared_from_this();
-        keeper.enqueue(pv.vgName, "recreate " + pv.name, [self, pv, done](JobQueue::Finish finish) {
-            auto end = [self, done, finish](const std::string& result) {
+        keeper.enqueue(
+            pv.vgName, "recreate " + pv.name,
+            [self, pv, done](JobQueue::Finish finish)
+            {
+                auto end = [self, done, finish](const std::string& result)
+                {
+                    if (self->progress)
+                    {
+                        self->progress("", 0);
+                    }
+                    done(result);
+                    finish();
+                };
+                std::optional<std::string> signature;
+                try
+                {
+                    signature = self->disks.signature(pv.name);
+                }
+                catch (const std::exception& e)
+                {
+                    end(std::string("failed: cannot probe ") + pv.name + ": " + e.what());
+                    return;
+                }
+                if (signature != std::optional<std::string>("LVM2_member"))
+                {
+                    end("refused: " + pv.name + " does not carry an LVM2_member signature (" +
+                        signature.value_or("none") + "); lvkeeper touches only PVs of watched VGs");
+                    return;
+                }
+                auto afterMove = [self, pv, end]()
+                {
+                    self->rebuild(pv, end);
+                };
+                if (pv.peAllocCount == 0)
+                {
+                    afterMove();
+                    return;
+                }
+                std::string job = "pvmove " + pv.name;
                 if (self->progress)
                 {
-                    self->progress("", 0);
+                    self->progress(job, 0);
                 }
-                done(result);
-                finish();
-            };
-            std::optional<std::string> signature;
-            try
-            {
-                signature = self->disks.signature(pv.name);
-            }
-            catch (const std::exception& e)
-            {
-                end(std::string("failed: cannot probe ") + pv.name + ": " + e.what());
-                return;
-            }
-            if (signature != std::optional<std::string>("LVM2_member"))
-            {
-                end("refused: " + pv.name + " does not carry an LVM2_member signature (" + signature.value_or("none") +
-                    "); lvkeeper touches only PVs of watched VGs");
-                return;
-            }
-            auto afterMove = [self, pv, end]() { self->rebuild(pv, end); };
-            if (pv.peAllocCount == 0)
-            {
-                afterMove();
-                return;
-            }
-            std::string job = "pvmove " + pv.name;
-            if (self->progress)
-            {
-                self->progress(job, 0);
-            }
-            spdlog::info("event=pvmove-start device={} extents={}", pv.name, pv.peAllocCount);
-            std::vector<std::string> argv{self->lvmCommand, "pvmove", "--interval", "1", pv.name};
-            self->runner.runStreaming(
-                argv, std::chrono::hours(6),
-                [self, job](const std::string& line) {
-                    if (auto pct = pvmovePercent(line); pct && self->progress)
+                spdlog::info("event=pvmove-start device={} extents={}", pv.name, pv.peAllocCount);
+                std::vector<std::string> argv{self->lvmCommand, "pvmove", "--interval", "1", pv.name};
+                self->runner.runStreaming(
+                    argv, std::chrono::hours(6),
+                    [self, job](const std::string& line)
                     {
-                        self->progress(job, *pct);
-                    }
-                },
-                [pv, afterMove, end](const CommandResult& r) {
-                    if (!r.ok())
+                        if (auto pct = pvmovePercent(line); pct && self->progress)
+                        {
+                            self->progress(job, *pct);
+                        }
+                    },
+                    [pv, afterMove, end](const CommandResult& r)
                     {
-                        end("failed: pvmove " + pv.name + ": " + r.describe() +
-                            "; nothing else was changed (check `pvmove` and `lvs -a` for a move in progress)");
-                        return;
-                    }
-                    spdlog::info("event=pvmove-done device={} duration_ms={}", pv.name, r.duration.count());
-                    afterMove();
-                });
-        });
+                        if (!r.ok())
+                        {
+                            end("failed: pvmove " + pv.name + ": " + r.describe() +
+                                "; nothing else was changed (check `pvmove` and `lvs -a` for a move in progress)");
+                            return;
+                        }
+                        spdlog::info("event=pvmove-done device={} duration_ms={}", pv.name, r.duration.count());
+                        afterMove();
+                    });
+            });
     }
 
     /// vgreduce, pvremove, pvcreate, vgextend: says exactly where it stopped if a step fails.
     void rebuild(const lvm::Pv& pv, Result end)
     {
         auto self = shared_from_this();
-        runLvm(lvm::vgreduceArgs(pv.vgName, pv.name), [self, pv, end](const CommandResult& r) {
-            if (!r.ok())
-            {
-                end("failed: vgreduce " + pv.vgName + " " + pv.name + ": " + r.describe() +
-                    " (its extents were moved; it is still in " + pv.vgName + ")");
-                return;
-            }
-            self->runLvm(lvm::pvremoveArgs(pv.name), [self, pv, end](const CommandResult& r2) {
-                std::string redo = "; to finish by hand: pvcreate " + pv.name + " && vgextend " + pv.vgName + " " +
-                                   pv.name;
-                if (!r2.ok())
-                {
-                    end("failed: pvremove " + pv.name + ": " + r2.describe() + redo);
-                    return;
-                }
-                self->runLvm(lvm::pvcreateArgs(pv.name), [self, pv, end, redo](const CommandResult& r3) {
-                    if (!r3.ok())
-                    {
-                        end("failed: pvcreate " + pv.name + ": " + r3.describe() + redo);
-                        return;
-                    }
-                    self->runLvm(lvm::vgextendArgs(pv.vgName, pv.name), [pv, end](const CommandResult& r4) {
-                        if (!r4.ok())
-                        {
-                            end("failed: vgextend " + pv.vgName + " " + pv.name + ": " + r4.describe() +
-                                "; to finish by hand: vgextend " + pv.vgName + " " + pv.name);
-                            return;
-                        }
-                        end("fixed: moved " + std::to_string(pv.peAllocCount) + " extents off " + pv.name +
-                            ", recreated it with its first extent at 1M and added it back to " + pv.vgName);
-                    });
-                });
-            });
-        });
+        runLvm(lvm::vgreduceArgs(pv.vgName, pv.name),
+               [self, pv, end](const CommandResult& r)
+               {
+                   if (!r.ok())
+                   {
+                       end("failed: vgreduce " + pv.vgName + " " + pv.name + ": " + r.describe() +
+                           " (its extents were moved; it is still in " + pv.vgName + ")");
+                       return;
+                   }
+                   self->runLvm(
+                       lvm::pvremoveArgs(pv.name),
+                       [self, pv, end](const CommandResult& r2)
+                       {
+                           std::string redo =
+                               "; to finish by hand: pvcreate " + pv.name + " && vgextend " + pv.vgName + " " + pv.name;
+                           if (!r2.ok())
+                           {
+                               end("failed: pvremove " + pv.name + ": " + r2.describe() + redo);
+                               return;
+                           }
+                           self->runLvm(
+                               lvm::pvcreateArgs(pv.name),
+                               [self, pv, end, redo](const CommandResult& r3)
+                               {
+                                   if (!r3.ok())
+                                   {
+                                       end("failed: pvcreate " + pv.name + ": " + r3.describe() + redo);
+                                       return;
+                                   }
+                                   self->runLvm(
+                                       lvm::vgextendArgs(pv.vgName, pv.name),
+                                       [pv, end](const CommandResult& r4)
+                                       {
+                                           if (!r4.ok())
+                                           {
+                                               end("failed: vgextend " + pv.vgName + " " + pv.name + ": " +
+                                                   r4.describe() + "; to finish by hand: vgextend " + pv.vgName + " " +
+                                                   pv.name);
+                                               return;
+                                           }
+                                           end("fixed: moved " + std::to_string(pv.peAllocCount) + " extents off " +
+                                               pv.name +
+                                               ", recreated it with its first extent at 1M and added it back to " +
+                                               pv.vgName);
+                                       });
+                               });
+                       });
+               });
     }
 
     void apply(const Finding& f, Result done)
     {
         std::string kind = kindOf(f.id);
         std::string arg = argOf(f.id);
-        auto fromError = [done](const std::string& ok) {
-            return [done, ok](Error e) { done(e ? "failed: " + describeError(e) : "fixed: " + ok); };
+        auto fromError = [done](const std::string& ok)
+        {
+            return [done, ok](Error e)
+            {
+                done(e ? "failed: " + describeError(e) : "fixed: " + ok);
+            };
         };
         if (kind == "read-only")
         {
@@ -593,9 +639,12 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         }
         else if (kind == "lv-bigger-than-fs")
         {
-            keeper.healFilesystem(arg, [done, arg](std::uint64_t, Error e) {
-                done(e ? "failed: " + describeError(e) : "fixed: the filesystem of " + arg + " fills its LV");
-            });
+            keeper.healFilesystem(arg,
+                                  [done, arg](std::uint64_t, Error e)
+                                  {
+                                      done(e ? "failed: " + describeError(e)
+                                             : "fixed: the filesystem of " + arg + " fills its LV");
+                                  });
         }
         else if (kind == "pv-not-allocatable" || kind == "pv-smaller-than-device" || kind == "pv-data-offset")
         {
@@ -646,9 +695,11 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         }
         else if (kind == "vg-low")
         {
-            keeper.addDisk(arg, "", [done](const std::string& image, const std::string& device, Error e) {
-                done(e ? "failed: " + describeError(e) : "fixed: added " + image + " as " + device);
-            });
+            keeper.addDisk(arg, "",
+                           [done](const std::string& image, const std::string& device, Error e)
+                           {
+                               done(e ? "failed: " + describeError(e) : "fixed: added " + image + " as " + device);
+                           });
         }
         else
         {
@@ -667,89 +718,97 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     void step(std::shared_ptr<RepairRun> run)
     {
         auto self = shared_from_this();
-        gather([self, run](Error error) {
-            if (error)
+        gather(
+            [self, run](Error error)
             {
-                for (const auto& id : run->requested)
+                if (error)
                 {
-                    if (!run->attempted.count(id))
+                    for (const auto& id : run->requested)
                     {
-                        run->results.emplace_back(id, "failed: " + describeError(error));
+                        if (!run->attempted.count(id))
+                        {
+                            run->results.emplace_back(id, "failed: " + describeError(error));
+                        }
                     }
-                }
-                if (run->requested.empty())
-                {
-                    run->results.emplace_back("diagnose", "failed: " + describeError(error));
-                }
-                run->reply(run->results);
-                return;
-            }
-            auto found = self->findings();
-            const Finding* next = nullptr;
-            std::string nextId;
-            if (run->requested.empty())
-            {
-                std::vector<const Finding*> safe;
-                for (const auto& f : found)
-                {
-                    if (f.safe && !run->attempted.count(f.id))
+                    if (run->requested.empty())
                     {
-                        safe.push_back(&f);
+                        run->results.emplace_back("diagnose", "failed: " + describeError(error));
                     }
-                }
-                std::stable_sort(safe.begin(), safe.end(),
-                                 [](const Finding* a, const Finding* b) { return rank(a->id) < rank(b->id); });
-                if (!safe.empty())
-                {
-                    next = safe.front();
-                    nextId = next->id;
-                }
-            }
-            else
-            {
-                for (const auto& id : run->requested)
-                {
-                    if (!run->attempted.count(id))
-                    {
-                        nextId = id;
-                        break;
-                    }
-                }
-                for (const auto& f : found)
-                {
-                    if (f.id == nextId)
-                    {
-                        next = &f;
-                    }
-                }
-                if (!nextId.empty() && !next)
-                {
-                    run->attempted.insert(nextId);
-                    run->results.emplace_back(nextId, "ok: not found in a fresh diagnosis, nothing to do");
-                    self->step(run);
+                    run->reply(run->results);
                     return;
                 }
-            }
-            if (!next)
-            {
-                run->reply(run->results);
-                return;
-            }
-            run->attempted.insert(nextId);
-            spdlog::info("event=repair id={} fix=\"{}\"", nextId, next->fix);
-            self->apply(*next, [self, run, nextId](const std::string& result) {
-                spdlog::info("event=repaired id={} result=\"{}\"", nextId, result);
-                run->results.emplace_back(nextId, result);
-                self->step(run);
+                auto found = self->findings();
+                const Finding* next = nullptr;
+                std::string nextId;
+                if (run->requested.empty())
+                {
+                    std::vector<const Finding*> safe;
+                    for (const auto& f : found)
+                    {
+                        if (f.safe && !run->attempted.count(f.id))
+                        {
+                            safe.push_back(&f);
+                        }
+                    }
+                    std::stable_sort(safe.begin(), safe.end(),
+                                     [](const Finding* a, const Finding* b)
+                                     {
+                                         return rank(a->id) < rank(b->id);
+                                     });
+                    if (!safe.empty())
+                    {
+                        next = safe.front();
+                        nextId = next->id;
+                    }
+                }
+                else
+                {
+                    for (const auto& id : run->requested)
+                    {
+                        if (!run->attempted.count(id))
+                        {
+                            nextId = id;
+                            break;
+                        }
+                    }
+                    for (const auto& f : found)
+                    {
+                        if (f.id == nextId)
+                        {
+                            next = &f;
+                        }
+                    }
+                    if (!nextId.empty() && !next)
+                    {
+                        run->attempted.insert(nextId);
+                        run->results.emplace_back(nextId, "ok: not found in a fresh diagnosis, nothing to do");
+                        self->step(run);
+                        return;
+                    }
+                }
+                if (!next)
+                {
+                    run->reply(run->results);
+                    return;
+                }
+                run->attempted.insert(nextId);
+                spdlog::info("event=repair id={} fix=\"{}\"", nextId, next->fix);
+                self->apply(*next,
+                            [self, run, nextId](const std::string& result)
+                            {
+                                spdlog::info("event=repaired id={} result=\"{}\"", nextId, result);
+                                run->results.emplace_back(nextId, result);
+                                self->step(run);
+                            });
             });
-        });
     }
 };
 
 Doctor::Doctor(Keeper& keeper, CommandRunner& runner, Filesystems& filesystems, Disks& disks, StateStore& state,
                std::string lvmCommand) :
     impl_(std::make_shared<Impl>(keeper, runner, filesystems, disks, state, std::move(lvmCommand)))
-{}
+{
+}
 
 Doctor::~Doctor() = default;
 
@@ -761,22 +820,28 @@ void Doctor::setProgress(Progress progress)
 void Doctor::diagnose(DiagnoseReply reply)
 {
     auto self = impl_;
-    impl_->gather([self, reply](Error error) {
-        if (error)
+    impl_->gather(
+        [self, reply](Error error)
         {
-            reply({}, error);
-            return;
-        }
-        auto found = self->findings();
-        spdlog::info("event=diagnosed findings={}", found.size());
-        reply(found, nullptr);
-    });
+            if (error)
+            {
+                reply({}, error);
+                return;
+            }
+            auto found = self->findings();
+            spdlog::info("event=diagnosed findings={}", found.size());
+            reply(found, nullptr);
+        });
 }
 
 void Doctor::repair(std::vector<std::string> ids, RepairReply reply)
 {
     auto run = std::make_shared<Impl::RepairRun>();
-    std::stable_sort(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) { return rank(a) < rank(b); });
+    std::stable_sort(ids.begin(), ids.end(),
+                     [](const std::string& a, const std::string& b)
+                     {
+                         return rank(a) < rank(b);
+                     });
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     run->requested = std::move(ids);
     run->reply = std::move(reply);

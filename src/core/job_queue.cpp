@@ -43,17 +43,19 @@ void JobQueue::pump(const std::string& key)
     lane.running = name;
     // A job may finish synchronously; `finished` guards against a double call.
     auto finished = std::make_shared<bool>(false);
-    job([this, key, finished] {
-        if (*finished)
+    job(
+        [this, key, finished]
         {
-            return;
-        }
-        *finished = true;
-        Lane& l = lanes_[key];
-        l.busy = false;
-        l.running.clear();
-        pump(key);
-    });
+            if (*finished)
+            {
+                return;
+            }
+            *finished = true;
+            Lane& l = lanes_[key];
+            l.busy = false;
+            l.running.clear();
+            pump(key);
+        });
 }
 
 } // namespace lvkeeper

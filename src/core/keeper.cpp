@@ -48,8 +48,8 @@ struct Keeper::Impl
 {
     Impl(Config c, CommandRunner& r, Scheduler& s, Filesystems& f, Disks& d, StateStore& st, ActivityWatcher& w,
          KeeperOptions o) :
-        config(std::move(c)), runner(r), scheduler(s), fs(f), disks(d), state(st), watcher(w),
-        options(std::move(o))
+        config(std::move(c)),
+        runner(r), scheduler(s), fs(f), disks(d), state(st), watcher(w), options(std::move(o))
     {
         for (const auto& vc : config.volumes)
         {
@@ -110,9 +110,8 @@ struct Keeper::Impl
                 return i;
             }
         }
-        throw KeeperError(ErrorKind::NotFound,
-                          "\"" + spec + "\" is not a watched volume; watched: " + watchedList() +
-                              " (add a [Volume] section with MountPoint= to lvkeeper.conf)");
+        throw KeeperError(ErrorKind::NotFound, "\"" + spec + "\" is not a watched volume; watched: " + watchedList() +
+                                                   " (add a [Volume] section with MountPoint= to lvkeeper.conf)");
     }
 
     std::set<std::string> watchedVgs() const
@@ -142,7 +141,11 @@ struct Keeper::Impl
             return;
         }
         // Rate limit: one PropertiesChanged batch per interval, however busy the writers are.
-        propertiesTimer = scheduler.after(options.propertiesInterval, [this] { flushDirty(); });
+        propertiesTimer = scheduler.after(options.propertiesInterval,
+                                          [this]
+                                          {
+                                              flushDirty();
+                                          });
     }
 
     void flushDirty()
@@ -222,8 +225,7 @@ struct Keeper::Impl
         }
         bool wasMounted = v.mounted;
         bool wasReadOnly = v.readOnly;
-        bool sameFs = wasMounted && mount && mount->devMajor == v.mount.devMajor &&
-                      mount->devMinor == v.mount.devMinor;
+        bool sameFs = wasMounted && mount && mount->devMajor == v.mount.devMajor && mount->devMinor == v.mount.devMinor;
         if (!mount)
         {
             if (wasMounted)
@@ -242,8 +244,8 @@ struct Keeper::Impl
         v.readOnly = mount->readOnly;
         if (!sameFs)
         {
-            spdlog::info("event=mounted volume={} device={} fstype={} readonly={}", v.config.mountPoint,
-                         mount->source, mount->fsType, mount->readOnly ? "yes" : "no");
+            spdlog::info("event=mounted volume={} device={} fstype={} readonly={}", v.config.mountPoint, mount->source,
+                         mount->fsType, mount->readOnly ? "yes" : "no");
             v.vg.clear();
             v.lv.clear();
             v.fsErrors = false;
@@ -260,8 +262,8 @@ struct Keeper::Impl
         {
             std::uint64_t errors = fs.errorCount(*mount);
             v.fsErrors = v.fsErrors || errors > 0;
-            std::string reason = errors > 0 ? "filesystem recorded " + std::to_string(errors) + " errors"
-                                            : "mounted read-only";
+            std::string reason =
+                errors > 0 ? "filesystem recorded " + std::to_string(errors) + " errors" : "mounted read-only";
             spdlog::warn("event=read-only volume={} reason=\"{}\"", v.config.mountPoint, reason);
             if (listener)
             {
@@ -346,49 +348,53 @@ struct Keeper::Impl
 
     void refreshLvm(std::function<void(Error)> done)
     {
-        runLvm(lvm::lvsArgs(), [this, done = std::move(done)](const CommandResult& r) {
-            if (!r.ok())
-            {
-                done(makeError(ErrorKind::CommandFailed, "cannot read LVM state: " + r.describe()));
-                return;
-            }
-            std::vector<lvm::Lv> lvs;
-            try
-            {
-                lvs = lvm::parseLvs(r.out);
-            }
-            catch (...)
-            {
-                done(std::current_exception());
-                return;
-            }
-            for (std::size_t i = 0; i < volumes.size(); ++i)
-            {
-                applyLvs(i, lvs);
-            }
-            done(nullptr);
-        });
+        runLvm(lvm::lvsArgs(),
+               [this, done = std::move(done)](const CommandResult& r)
+               {
+                   if (!r.ok())
+                   {
+                       done(makeError(ErrorKind::CommandFailed, "cannot read LVM state: " + r.describe()));
+                       return;
+                   }
+                   std::vector<lvm::Lv> lvs;
+                   try
+                   {
+                       lvs = lvm::parseLvs(r.out);
+                   }
+                   catch (...)
+                   {
+                       done(std::current_exception());
+                       return;
+                   }
+                   for (std::size_t i = 0; i < volumes.size(); ++i)
+                   {
+                       applyLvs(i, lvs);
+                   }
+                   done(nullptr);
+               });
     }
 
     /// Re-reads LVM, then every volume's usage; a failed LVM read is logged, not fatal.
     void rescanAll(std::function<void()> then = {})
     {
-        refreshLvm([this, then = std::move(then)](Error error) {
-            if (error)
+        refreshLvm(
+            [this, then = std::move(then)](Error error)
             {
-                spdlog::warn("event=lvm-scan-failed error=\"{}\"", describeError(error));
-            }
-            for (std::size_t i = 0; i < volumes.size(); ++i)
-            {
-                refreshUsage(i);
-                markDirty(i);
-            }
-            publishStatus();
-            if (then)
-            {
-                then();
-            }
-        });
+                if (error)
+                {
+                    spdlog::warn("event=lvm-scan-failed error=\"{}\"", describeError(error));
+                }
+                for (std::size_t i = 0; i < volumes.size(); ++i)
+                {
+                    refreshUsage(i);
+                    markDirty(i);
+                }
+                publishStatus();
+                if (then)
+                {
+                    then();
+                }
+            });
     }
 
     void applyLvs(std::size_t i, const std::vector<lvm::Lv>& lvs)
@@ -442,10 +448,13 @@ struct Keeper::Impl
             setState(i, "fs-grow-pending");
             return;
         }
-        jobs.enqueue(v.vg, "heal-fs " + v.config.mountPoint, [this, i](JobQueue::Finish finish) {
-            GrowRequest request{SizeRequest{SizeRequest::Kind::Absolute, 0}, "heal", false};
-            growJob(i, request, [](std::uint64_t, Error) {}, finish);
-        });
+        jobs.enqueue(v.vg, "heal-fs " + v.config.mountPoint,
+                     [this, i](JobQueue::Finish finish)
+                     {
+                         GrowRequest request{SizeRequest{SizeRequest::Kind::Absolute, 0}, "heal", false};
+                         growJob(
+                             i, request, [](std::uint64_t, Error) {}, finish);
+                     });
     }
 
     void growFilesystem(std::size_t i, std::function<void(Error)> done)
@@ -466,23 +475,26 @@ struct Keeper::Impl
                            "cannot grow a " + v.mount.fsType + " filesystem online; lvkeeper grows ext4 and xfs"));
             return;
         }
-        runner.run(argv, options.commandTimeout, [this, i, done = std::move(done)](const CommandResult& r) {
-            auto& vol = volumes[i];
-            if (!r.ok())
+        runner.run(
+            argv, options.commandTimeout,
+            [this, i, done = std::move(done)](const CommandResult& r)
             {
-                vol.fsGrowPending = true;
+                auto& vol = volumes[i];
+                if (!r.ok())
+                {
+                    vol.fsGrowPending = true;
+                    markDirty(i);
+                    done(makeError(ErrorKind::CommandFailed, "the LV of " + vol.config.mountPoint +
+                                                                 " grew but its filesystem did not: " + r.describe() +
+                                                                 "; lvkeeper retries on the next grow and at start"));
+                    return;
+                }
+                vol.fsGrowPending = false;
+                spdlog::info("event=fs-grown volume={} duration_ms={}", vol.config.mountPoint, r.duration.count());
+                refreshUsage(i);
                 markDirty(i);
-                done(makeError(ErrorKind::CommandFailed,
-                               "the LV of " + vol.config.mountPoint + " grew but its filesystem did not: " +
-                                   r.describe() + "; lvkeeper retries on the next grow and at start"));
-                return;
-            }
-            vol.fsGrowPending = false;
-            spdlog::info("event=fs-grown volume={} duration_ms={}", vol.config.mountPoint, r.duration.count());
-            refreshUsage(i);
-            markDirty(i);
-            done(nullptr);
-        });
+                done(nullptr);
+            });
     }
 
     struct GrowRequest
@@ -496,7 +508,8 @@ struct Keeper::Impl
     void growJob(std::size_t i, GrowRequest request, GrowReply reply, JobQueue::Finish finish)
     {
         setState(i, "growing");
-        auto fail = [this, i, reply, finish](Error error) {
+        auto fail = [this, i, reply, finish](Error error)
+        {
             auto& v = volumes[i];
             v.lastError = describeError(error);
             v.lastGrowEnd = scheduler.now();
@@ -509,47 +522,55 @@ struct Keeper::Impl
             reply(0, error);
             finish();
         };
-        refreshLvm([this, i, request, reply, finish, fail](Error error) {
-            if (error)
+        refreshLvm(
+            [this, i, request, reply, finish, fail](Error error)
             {
-                fail(error);
-                return;
-            }
-            auto& v = volumes[i];
-            if (!v.mounted || v.vg.empty())
-            {
-                fail(makeError(ErrorKind::NotFound, v.config.mountPoint + " is not mounted from an LVM logical volume"));
-                return;
-            }
-            if (v.readOnly && request.automatic)
-            {
-                finishQuietly(i, reply, finish);
-                return;
-            }
-            refreshUsage(i);
-            if (request.automatic && !policy::aboveThreshold(v.config, v.usage))
-            {
-                // Someone freed space or another grow already happened: a stale reading never grows twice.
-                finishQuietly(i, reply, finish);
-                return;
-            }
-            auto extend = [this, i, request, reply, finish, fail]() { extendStep(i, request, reply, finish, fail); };
-            if (policy::filesystemBehind(fsSizeOf(v), v.lvSize, v.extentSize))
-            {
-                spdlog::warn("event=fs-behind volume={} fs_size={} lv_size={}", v.config.mountPoint,
-                             formatSize(fsSizeOf(v)), formatSize(v.lvSize));
-                growFilesystem(i, [extend, fail](Error e) {
-                    if (e)
-                    {
-                        fail(e);
-                        return;
-                    }
-                    extend();
-                });
-                return;
-            }
-            extend();
-        });
+                if (error)
+                {
+                    fail(error);
+                    return;
+                }
+                auto& v = volumes[i];
+                if (!v.mounted || v.vg.empty())
+                {
+                    fail(makeError(ErrorKind::NotFound,
+                                   v.config.mountPoint + " is not mounted from an LVM logical volume"));
+                    return;
+                }
+                if (v.readOnly && request.automatic)
+                {
+                    finishQuietly(i, reply, finish);
+                    return;
+                }
+                refreshUsage(i);
+                if (request.automatic && !policy::aboveThreshold(v.config, v.usage))
+                {
+                    // Someone freed space or another grow already happened: a stale reading never grows twice.
+                    finishQuietly(i, reply, finish);
+                    return;
+                }
+                auto extend = [this, i, request, reply, finish, fail]()
+                {
+                    extendStep(i, request, reply, finish, fail);
+                };
+                if (policy::filesystemBehind(fsSizeOf(v), v.lvSize, v.extentSize))
+                {
+                    spdlog::warn("event=fs-behind volume={} fs_size={} lv_size={}", v.config.mountPoint,
+                                 formatSize(fsSizeOf(v)), formatSize(v.lvSize));
+                    growFilesystem(i,
+                                   [extend, fail](Error e)
+                                   {
+                                       if (e)
+                                       {
+                                           fail(e);
+                                           return;
+                                       }
+                                       extend();
+                                   });
+                    return;
+                }
+                extend();
+            });
     }
 
     void finishQuietly(std::size_t i, const GrowReply& reply, const JobQueue::Finish& finish)
@@ -580,8 +601,8 @@ struct Keeper::Impl
                 noVgSpace(i, target, fail);
                 return;
             }
-            spdlog::info("event=grow-noop volume={} lv_size={} target={}", v.config.mountPoint,
-                         formatSize(v.lvSize), formatSize(target));
+            spdlog::info("event=grow-noop volume={} lv_size={} target={}", v.config.mountPoint, formatSize(v.lvSize),
+                         formatSize(target));
             finishQuietly(i, reply, finish);
             return;
         }
@@ -594,7 +615,8 @@ struct Keeper::Impl
         spdlog::info("event=grow volume={} lv={} from={} to={} reason={}", v.config.mountPoint, v.lvName(),
                      formatSize(oldSize), formatSize(plan.target), request.reason);
         runLvm(lvm::lvextendArgs(v.vg, v.lv, plan.target),
-               [this, i, plan, oldSize, request, reply, finish, fail](const CommandResult& r) {
+               [this, i, plan, oldSize, request, reply, finish, fail](const CommandResult& r)
+               {
                    if (!r.ok())
                    {
                        fail(makeError(ErrorKind::CommandFailed, "lvextend failed: " + r.describe()));
@@ -604,27 +626,29 @@ struct Keeper::Impl
                    vol.vgFree -= std::min(vol.vgFree, plan.target - vol.lvSize);
                    vol.lvSize = plan.target;
                    markDirty(i);
-                   growFilesystem(i, [this, i, plan, oldSize, request, reply, finish, fail](Error e) {
-                       if (e)
-                       {
-                           fail(e);
-                           return;
-                       }
-                       auto& vv = volumes[i];
-                       vv.lastError.clear();
-                       vv.lastGrowEnd = scheduler.now();
-                       vv.exhaustedReported = false;
-                       spdlog::info("event=grown volume={} from={} to={} reason={} vg_free={}", vv.config.mountPoint,
-                                    formatSize(oldSize), formatSize(plan.target), request.reason,
-                                    formatSize(vv.vgFree));
-                       if (listener)
-                       {
-                           listener->grown(vv.config.mountPoint, oldSize, plan.target, request.reason);
-                       }
-                       setState(i, "idle");
-                       reply(plan.target, nullptr);
-                       finish();
-                   });
+                   growFilesystem(i,
+                                  [this, i, plan, oldSize, request, reply, finish, fail](Error e)
+                                  {
+                                      if (e)
+                                      {
+                                          fail(e);
+                                          return;
+                                      }
+                                      auto& vv = volumes[i];
+                                      vv.lastError.clear();
+                                      vv.lastGrowEnd = scheduler.now();
+                                      vv.exhaustedReported = false;
+                                      spdlog::info("event=grown volume={} from={} to={} reason={} vg_free={}",
+                                                   vv.config.mountPoint, formatSize(oldSize), formatSize(plan.target),
+                                                   request.reason, formatSize(vv.vgFree));
+                                      if (listener)
+                                      {
+                                          listener->grown(vv.config.mountPoint, oldSize, plan.target, request.reason);
+                                      }
+                                      setState(i, "idle");
+                                      reply(plan.target, nullptr);
+                                      finish();
+                                  });
                });
     }
 
@@ -673,28 +697,33 @@ struct Keeper::Impl
         {
             if (!cooldownTimers[i])
             {
-                cooldownTimers[i] = scheduler.after(wait, [this, i] {
-                    auto keep = std::move(cooldownTimers[i]);
-                    refreshUsage(i);
-                });
+                cooldownTimers[i] = scheduler.after(wait,
+                                                    [this, i]
+                                                    {
+                                                        auto keep = std::move(cooldownTimers[i]);
+                                                        refreshUsage(i);
+                                                    });
             }
             return;
         }
         v.autoGrowQueued = true;
         GrowRequest request{SizeRequest{}, "threshold", true};
-        jobs.enqueue(v.vg, "auto-grow " + v.config.mountPoint, [this, i, request](JobQueue::Finish finish) {
-            growJob(
-                i, request,
-                [this, i](std::uint64_t, Error error) {
-                    volumes[i].autoGrowQueued = false;
-                    if (!error)
-                    {
-                        // Re-check at once: a fast writer may already be past the threshold again.
-                        refreshUsage(i);
-                    }
-                },
-                finish);
-        });
+        jobs.enqueue(v.vg, "auto-grow " + v.config.mountPoint,
+                     [this, i, request](JobQueue::Finish finish)
+                     {
+                         growJob(
+                             i, request,
+                             [this, i](std::uint64_t, Error error)
+                             {
+                                 volumes[i].autoGrowQueued = false;
+                                 if (!error)
+                                 {
+                                     // Re-check at once: a fast writer may already be past the threshold again.
+                                     refreshUsage(i);
+                                 }
+                             },
+                             finish);
+                     });
     }
 
     // ---- disks ------------------------------------------------------------
@@ -736,8 +765,8 @@ struct Keeper::Impl
         for (const auto& h : held)
         {
             total += h.bytes;
-            list += (list.empty() ? "" : ", ") + h.command + " (pid " + std::to_string(h.pid) + ") holds " +
-                    h.path + " " + formatSize(h.bytes);
+            list += (list.empty() ? "" : ", ") + h.command + " (pid " + std::to_string(h.pid) + ") holds " + h.path +
+                    " " + formatSize(h.bytes);
         }
         return "; " + formatSize(total) + " more is held by deleted files still open: " + list +
                " - restart those processes to free it (lvkeeper never kills a process)";
@@ -755,8 +784,8 @@ struct Keeper::Impl
             return;
         }
         std::string message = dir + " has " + formatSize(usage.available) + " free but a new " + formatSize(size) +
-                              " disk needs " + formatSize(needed) + " (ReserveHostSpace=" +
-                              formatSize(config.disks.reserveHostSpace) + " is kept free)";
+                              " disk needs " + formatSize(needed) +
+                              " (ReserveHostSpace=" + formatSize(config.disks.reserveHostSpace) + " is kept free)";
         if (mount)
         {
             message += heldDeletedReport(*mount);
@@ -783,22 +812,31 @@ struct Keeper::Impl
                            device + " carries a " + *signature + " signature; lvkeeper never writes over one"));
             return;
         }
-        runLvm(lvm::pvcreateArgs(device), [this, vg, device, done](const CommandResult& r) {
-            if (!r.ok())
-            {
-                done(makeError(ErrorKind::CommandFailed, "pvcreate " + device + " failed: " + r.describe()));
-                return;
-            }
-            runLvm(lvm::vgextendArgs(vg, device), [this, vg, device, done](const CommandResult& r2) {
-                if (r2.ok())
-                {
-                    done(nullptr);
-                    return;
-                }
-                auto error = makeError(ErrorKind::CommandFailed, "vgextend " + vg + " failed: " + r2.describe());
-                runLvm(lvm::pvremoveArgs(device), [done, error](const CommandResult&) { done(error); });
-            });
-        });
+        runLvm(lvm::pvcreateArgs(device),
+               [this, vg, device, done](const CommandResult& r)
+               {
+                   if (!r.ok())
+                   {
+                       done(makeError(ErrorKind::CommandFailed, "pvcreate " + device + " failed: " + r.describe()));
+                       return;
+                   }
+                   runLvm(lvm::vgextendArgs(vg, device),
+                          [this, vg, device, done](const CommandResult& r2)
+                          {
+                              if (r2.ok())
+                              {
+                                  done(nullptr);
+                                  return;
+                              }
+                              auto error =
+                                  makeError(ErrorKind::CommandFailed, "vgextend " + vg + " failed: " + r2.describe());
+                              runLvm(lvm::pvremoveArgs(device),
+                                     [done, error](const CommandResult&)
+                                     {
+                                         done(error);
+                                     });
+                          });
+               });
     }
 
     void recordImage(const std::string& image)
@@ -818,8 +856,7 @@ struct Keeper::Impl
         }
     }
 
-    void announceDisk(const std::string& vg, const std::string& image, const std::string& device,
-                      std::uint64_t size)
+    void announceDisk(const std::string& vg, const std::string& image, const std::string& device, std::uint64_t size)
     {
         for (std::size_t i = 0; i < volumes.size(); ++i)
         {
@@ -847,85 +884,94 @@ struct Keeper::Impl
 
     void addDiskJob(const std::string& vg, std::uint64_t size, AddDiskReply reply, JobQueue::Finish finish)
     {
-        auto fail = [reply, finish, vg](Error e) {
+        auto fail = [reply, finish, vg](Error e)
+        {
             spdlog::error("event=add-disk-failed vg={} error=\"{}\"", vg, describeError(e));
             reply("", "", e);
             finish();
         };
-        runLvm(lvm::vgsArgs(), [this, vg, size, reply, finish, fail](const CommandResult& r) {
-            if (!r.ok())
-            {
-                fail(makeError(ErrorKind::CommandFailed, "cannot read LVM state: " + r.describe()));
-                return;
-            }
-            std::string image;
-            std::string device;
-            try
-            {
-                auto vgs = lvm::parseVgs(r.out);
-                auto it = std::find_if(vgs.begin(), vgs.end(), [&](const lvm::Vg& g) { return g.name == vg; });
-                if (it == vgs.end())
-                {
-                    throw KeeperError(ErrorKind::NotFound, "volume group " + vg + " does not exist");
-                }
-                if (it->pvCount >= config.disks.maxDisks)
-                {
-                    throw KeeperError(ErrorKind::NoSpace, "volume group " + vg + " already has " +
-                                                              std::to_string(it->pvCount) +
-                                                              " disks, MaxDisks=" +
-                                                              std::to_string(config.disks.maxDisks) +
-                                                              "; raise MaxDisks= in [Disks] to add more");
-                }
-                checkHostSpace(size);
-                image = nextImagePath();
-                disks.createImage(image, size);
-            }
-            catch (const std::system_error& e)
-            {
-                auto kind = e.code() == std::errc::no_space_on_device ? ErrorKind::NoHostSpace : ErrorKind::Failed;
-                fail(makeError(kind, std::string("cannot create the image: ") + e.what()));
-                return;
-            }
-            catch (...)
-            {
-                fail(std::current_exception());
-                return;
-            }
-            try
-            {
-                device = disks.attachLoop(image);
-            }
-            catch (const std::exception& e)
-            {
-                removeQuietly(image);
-                fail(makeError(ErrorKind::Failed, "cannot attach " + image + " to a loop device: " + e.what()));
-                return;
-            }
-            ownDevices.insert(device);
-            spdlog::info("event=image-attached image={} device={} size={}", image, device, formatSize(size));
-            joinVg(vg, device, [this, vg, image, device, size, reply, finish, fail](Error e) {
-                ownDevices.erase(device);
-                if (e)
-                {
-                    // Undo in reverse: the device, then the file; nothing half-done is left behind.
-                    try
-                    {
-                        disks.detachLoop(device);
-                    }
-                    catch (const std::exception& d)
-                    {
-                        spdlog::error("event=undo-failed device={} error=\"{}\"", device, d.what());
-                    }
-                    removeQuietly(image);
-                    fail(e);
-                    return;
-                }
-                recordImage(image);
-                announceDisk(vg, image, device, size);
-                reply(image, device, nullptr);
-                finish();
-            });
-        });
+        runLvm(lvm::vgsArgs(),
+               [this, vg, size, reply, finish, fail](const CommandResult& r)
+               {
+                   if (!r.ok())
+                   {
+                       fail(makeError(ErrorKind::CommandFailed, "cannot read LVM state: " + r.describe()));
+                       return;
+                   }
+                   std::string image;
+                   std::string device;
+                   try
+                   {
+                       auto vgs = lvm::parseVgs(r.out);
+                       auto it = std::find_if(vgs.begin(), vgs.end(),
+                                              [&](const lvm::Vg& g)
+                                              {
+                                                  return g.name == vg;
+                                              });
+                       if (it == vgs.end())
+                       {
+                           throw KeeperError(ErrorKind::NotFound, "volume group " + vg + " does not exist");
+                       }
+                       if (it->pvCount >= config.disks.maxDisks)
+                       {
+                           throw KeeperError(ErrorKind::NoSpace,
+                                             "volume group " + vg + " already has " + std::to_string(it->pvCount) +
+                                                 " disks, MaxDisks=" + std::to_string(config.disks.maxDisks) +
+                                                 "; raise MaxDisks= in [Disks] to add more");
+                       }
+                       checkHostSpace(size);
+                       image = nextImagePath();
+                       disks.createImage(image, size);
+                   }
+                   catch (const std::system_error& e)
+                   {
+                       auto kind =
+                           e.code() == std::errc::no_space_on_device ? ErrorKind::NoHostSpace : ErrorKind::Failed;
+                       fail(makeError(kind, std::string("cannot create the image: ") + e.what()));
+                       return;
+                   }
+                   catch (...)
+                   {
+                       fail(std::current_exception());
+                       return;
+                   }
+                   try
+                   {
+                       device = disks.attachLoop(image);
+                   }
+                   catch (const std::exception& e)
+                   {
+                       removeQuietly(image);
+                       fail(makeError(ErrorKind::Failed, "cannot attach " + image + " to a loop device: " + e.what()));
+                       return;
+                   }
+                   ownDevices.insert(device);
+                   spdlog::info("event=image-attached image={} device={} size={}", image, device, formatSize(size));
+                   joinVg(vg, device,
+                          [this, vg, image, device, size, reply, finish, fail](Error e)
+                          {
+                              ownDevices.erase(device);
+                              if (e)
+                              {
+                                  // Undo in reverse: the device, then the file; nothing half-done is left behind.
+                                  try
+                                  {
+                                      disks.detachLoop(device);
+                                  }
+                                  catch (const std::exception& d)
+                                  {
+                                      spdlog::error("event=undo-failed device={} error=\"{}\"", device, d.what());
+                                  }
+                                  removeQuietly(image);
+                                  fail(e);
+                                  return;
+                              }
+                              recordImage(image);
+                              announceDisk(vg, image, device, size);
+                              reply(image, device, nullptr);
+                              finish();
+                          });
+               });
     }
 
     void removeQuietly(const std::string& image)
@@ -942,56 +988,60 @@ struct Keeper::Impl
 
     void adoptJob(const std::string& vg, const LoopDevice& device, JobQueue::Finish finish)
     {
-        joinVg(vg, device.device, [this, vg, device, finish](Error e) {
-            if (e)
-            {
-                spdlog::warn("event=adopt-skipped device={} image={} reason=\"{}\"", device.device,
-                             device.backingFile, describeError(e));
-                finish();
-                return;
-            }
-            std::uint64_t size = 0;
-            if (auto alloc = disks.fileAllocation(device.backingFile))
-            {
-                size = alloc->second;
-            }
-            recordImage(device.backingFile);
-            announceDisk(vg, device.backingFile, device.device, size);
-            finish();
-        });
+        joinVg(vg, device.device,
+               [this, vg, device, finish](Error e)
+               {
+                   if (e)
+                   {
+                       spdlog::warn("event=adopt-skipped device={} image={} reason=\"{}\"", device.device,
+                                    device.backingFile, describeError(e));
+                       finish();
+                       return;
+                   }
+                   std::uint64_t size = 0;
+                   if (auto alloc = disks.fileAllocation(device.backingFile))
+                   {
+                       size = alloc->second;
+                   }
+                   recordImage(device.backingFile);
+                   announceDisk(vg, device.backingFile, device.device, size);
+                   finish();
+               });
     }
 
     /// Records every image file that backs a PV of a watched VG so it comes back at boot.
     void recordBackingImages()
     {
-        runLvm(lvm::pvsArgs(), [this](const CommandResult& r) {
-            if (!r.ok())
-            {
-                spdlog::warn("event=pvs-failed error=\"{}\"", r.describe());
-                return;
-            }
-            try
-            {
-                auto vgs = watchedVgs();
-                std::map<std::string, std::string> backing;
-                for (const auto& loop : disks.loopDevices())
-                {
-                    backing[loop.device] = loop.backingFile;
-                }
-                for (const auto& pv : lvm::parsePvs(r.out))
-                {
-                    auto it = backing.find(pv.name);
-                    if (vgs.count(pv.vgName) && it != backing.end() && !it->second.empty())
-                    {
-                        recordImage(it->second);
-                    }
-                }
-            }
-            catch (const std::exception& e)
-            {
-                spdlog::warn("event=record-images-failed error=\"{}\"", e.what());
-            }
-        });
+        runLvm(lvm::pvsArgs(),
+               [this](const CommandResult& r)
+               {
+                   if (!r.ok())
+                   {
+                       spdlog::warn("event=pvs-failed error=\"{}\"", r.describe());
+                       return;
+                   }
+                   try
+                   {
+                       auto vgs = watchedVgs();
+                       std::map<std::string, std::string> backing;
+                       for (const auto& loop : disks.loopDevices())
+                       {
+                           backing[loop.device] = loop.backingFile;
+                       }
+                       for (const auto& pv : lvm::parsePvs(r.out))
+                       {
+                           auto it = backing.find(pv.name);
+                           if (vgs.count(pv.vgName) && it != backing.end() && !it->second.empty())
+                           {
+                               recordImage(it->second);
+                           }
+                       }
+                   }
+                   catch (const std::exception& e)
+                   {
+                       spdlog::warn("event=record-images-failed error=\"{}\"", e.what());
+                   }
+               });
     }
 };
 
@@ -999,7 +1049,8 @@ Keeper::Keeper(Config config, CommandRunner& runner, Scheduler& scheduler, Files
                StateStore& state, ActivityWatcher& watcher, KeeperOptions options) :
     impl_(std::make_unique<Impl>(std::move(config), runner, scheduler, filesystems, disks, state, watcher,
                                  std::move(options)))
-{}
+{
+}
 
 Keeper::~Keeper() = default;
 
@@ -1019,29 +1070,31 @@ void Keeper::start(std::function<void()> ready)
             spdlog::warn("event=not-mounted volume={}", d.volumes[i].config.mountPoint);
         }
     }
-    d.refreshLvm([&d, ready = std::move(ready)](Error error) {
-        if (error)
+    d.refreshLvm(
+        [&d, ready = std::move(ready)](Error error)
         {
-            spdlog::warn("event=lvm-scan-failed error=\"{}\"", describeError(error));
-        }
-        d.started = true;
-        for (std::size_t i = 0; i < d.volumes.size(); ++i)
-        {
-            auto& v = d.volumes[i];
-            d.refreshUsage(i);
-            if (v.mounted && !v.vg.empty() && policy::filesystemBehind(d.fsSizeOf(v), v.lvSize, v.extentSize))
+            if (error)
             {
-                // An LV bigger than its filesystem is always healed, first thing.
-                d.queueHeal(i);
+                spdlog::warn("event=lvm-scan-failed error=\"{}\"", describeError(error));
             }
-        }
-        if (!d.watchedVgs().empty())
-        {
-            d.recordBackingImages();
-        }
-        d.publishStatus();
-        ready();
-    });
+            d.started = true;
+            for (std::size_t i = 0; i < d.volumes.size(); ++i)
+            {
+                auto& v = d.volumes[i];
+                d.refreshUsage(i);
+                if (v.mounted && !v.vg.empty() && policy::filesystemBehind(d.fsSizeOf(v), v.lvSize, v.extentSize))
+                {
+                    // An LV bigger than its filesystem is always healed, first thing.
+                    d.queueHeal(i);
+                }
+            }
+            if (!d.watchedVgs().empty())
+            {
+                d.recordBackingImages();
+            }
+            d.publishStatus();
+            ready();
+        });
 }
 
 void Keeper::reload(Config config)
@@ -1051,7 +1104,10 @@ void Keeper::reload(Config config)
     for (const auto& vc : config.volumes)
     {
         auto it = std::find_if(d.volumes.begin(), d.volumes.end(),
-                               [&](const VolumeState& v) { return v.config.mountPoint == vc.mountPoint; });
+                               [&](const VolumeState& v)
+                               {
+                                   return v.config.mountPoint == vc.mountPoint;
+                               });
         VolumeState v = it != d.volumes.end() ? *it : VolumeState{};
         v.config = vc;
         v.exhaustedReported = false;
@@ -1060,7 +1116,10 @@ void Keeper::reload(Config config)
     for (const auto& old : d.volumes)
     {
         bool kept = std::any_of(next.begin(), next.end(),
-                                [&](const VolumeState& v) { return v.config.mountPoint == old.config.mountPoint; });
+                                [&](const VolumeState& v)
+                                {
+                                    return v.config.mountPoint == old.config.mountPoint;
+                                });
         if (!kept && old.mounted)
         {
             d.watcher.unwatch(old.config.mountPoint);
@@ -1158,7 +1217,10 @@ void Keeper::onLoopDevice(const std::string& action, const LoopDevice& device)
     }
     std::string vg = d.volumes.front().vg.empty() ? *vgs.begin() : d.volumes.front().vg;
     d.jobs.enqueue(vg, "adopt " + device.device,
-                   [&d, vg, device](JobQueue::Finish finish) { d.adoptJob(vg, device, finish); });
+                   [&d, vg, device](JobQueue::Finish finish)
+                   {
+                       d.adoptJob(vg, device, finish);
+                   });
 }
 
 void Keeper::onBackstop()
@@ -1204,9 +1266,11 @@ void Keeper::grow(const std::string& volume, const std::string& size, GrowReply 
         return;
     }
     Impl::GrowRequest grow{request, "request", false};
-    d.jobs.enqueue(d.volumes[i].vg, "grow " + volume, [&d, i, grow, reply](JobQueue::Finish finish) {
-        d.growJob(i, grow, reply, finish);
-    });
+    d.jobs.enqueue(d.volumes[i].vg, "grow " + volume,
+                   [&d, i, grow, reply](JobQueue::Finish finish)
+                   {
+                       d.growJob(i, grow, reply, finish);
+                   });
 }
 
 void Keeper::addDisk(const std::string& vg, const std::string& size, AddDiskReply reply)
@@ -1234,7 +1298,8 @@ void Keeper::addDisk(const std::string& vg, const std::string& size, AddDiskRepl
         {
             if (size[0] == '+' || size[0] == '-')
             {
-                throw KeeperError(ErrorKind::InvalidArgument, "disk size \"" + size + "\" must be absolute, like 1800M");
+                throw KeeperError(ErrorKind::InvalidArgument,
+                                  "disk size \"" + size + "\" must be absolute, like 1800M");
             }
             bytes = parseSize(size);
         }
@@ -1250,9 +1315,11 @@ void Keeper::addDisk(const std::string& vg, const std::string& size, AddDiskRepl
         reply("", "", std::current_exception());
         return;
     }
-    d.jobs.enqueue(vg, "add-disk " + vg, [&d, vg, bytes, reply](JobQueue::Finish finish) {
-        d.addDiskJob(vg, bytes, reply, finish);
-    });
+    d.jobs.enqueue(vg, "add-disk " + vg,
+                   [&d, vg, bytes, reply](JobQueue::Finish finish)
+                   {
+                       d.addDiskJob(vg, bytes, reply, finish);
+                   });
 }
 
 void Keeper::remount(const std::string& volume, RemountReply reply)
@@ -1339,10 +1406,12 @@ void Keeper::healFilesystem(const std::string& volume, GrowReply reply)
         reply(0, std::current_exception());
         return;
     }
-    d.jobs.enqueue(d.volumes[i].vg, "heal-fs " + volume, [&d, i, reply](JobQueue::Finish finish) {
-        Impl::GrowRequest request{SizeRequest{SizeRequest::Kind::Absolute, 0}, "heal", false};
-        d.growJob(i, request, reply, finish);
-    });
+    d.jobs.enqueue(d.volumes[i].vg, "heal-fs " + volume,
+                   [&d, i, reply](JobQueue::Finish finish)
+                   {
+                       Impl::GrowRequest request{SizeRequest{SizeRequest::Kind::Absolute, 0}, "heal", false};
+                       d.growJob(i, request, reply, finish);
+                   });
 }
 
 void Keeper::enqueue(const std::string& vg, std::string name, JobQueue::Job job)

@@ -18,19 +18,22 @@ std::uint64_t requestedTarget(const SizeRequest& request, std::uint64_t lvSize, 
 {
     // Saturate: a wrapped sum would look already reached, and roundUp would throw out of a running job.
     constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
-    auto plus = [](std::uint64_t a, std::uint64_t b) { return b > max - a ? max : a + b; };
+    auto plus = [](std::uint64_t a, std::uint64_t b)
+    {
+        return b > max - a ? max : a + b;
+    };
     std::uint64_t target = 0;
     switch (request.kind)
     {
-        case SizeRequest::Kind::Default:
-            target = plus(lvSize, growStep);
-            break;
-        case SizeRequest::Kind::Relative:
-            target = plus(lvSize, request.bytes);
-            break;
-        case SizeRequest::Kind::Absolute:
-            target = request.bytes;
-            break;
+    case SizeRequest::Kind::Default:
+        target = plus(lvSize, growStep);
+        break;
+    case SizeRequest::Kind::Relative:
+        target = plus(lvSize, request.bytes);
+        break;
+    case SizeRequest::Kind::Absolute:
+        target = request.bytes;
+        break;
     }
     if (extentSize == 0)
     {

@@ -19,8 +19,7 @@ constexpr std::string_view sizeHint = "expected a number with an optional unit B
 
 [[noreturn]] void throwInvalid(std::string_view text, std::string_view why)
 {
-    throw KeeperError(ErrorKind::InvalidArgument,
-                      "invalid size \"" + std::string(text) + "\": " + std::string(why));
+    throw KeeperError(ErrorKind::InvalidArgument, "invalid size \"" + std::string(text) + "\": " + std::string(why));
 }
 
 bool isDigit(char c)
@@ -38,24 +37,24 @@ std::uint64_t unitMultiplier(std::string_view unit)
     std::uint64_t multiplier = 0;
     switch (unit.front())
     {
-        case 'k':
-        case 'K':
-            multiplier = KiB;
-            break;
-        case 'm':
-        case 'M':
-            multiplier = MiB;
-            break;
-        case 'g':
-        case 'G':
-            multiplier = GiB;
-            break;
-        case 't':
-        case 'T':
-            multiplier = TiB;
-            break;
-        default:
-            return 0;
+    case 'k':
+    case 'K':
+        multiplier = KiB;
+        break;
+    case 'm':
+    case 'M':
+        multiplier = MiB;
+        break;
+    case 'g':
+    case 'G':
+        multiplier = GiB;
+        break;
+    case 't':
+    case 'T':
+        multiplier = TiB;
+        break;
+    default:
+        return 0;
     }
     const std::string_view suffix = unit.substr(1);
     if (suffix.empty() || suffix == "iB" || suffix == "ib" || suffix == "B")

@@ -44,7 +44,10 @@ int status(sdbus::IProxy& proxy)
             continue;
         }
         auto& p = it->second;
-        auto size = [&](const char* name) { return lvkeeper::formatSize(p[name].get<uint64_t>()); };
+        auto size = [&](const char* name)
+        {
+            return lvkeeper::formatSize(p[name].get<uint64_t>());
+        };
         std::printf("%s  %s/%s  %s on %s\n", p["MountPoint"].get<std::string>().c_str(),
                     p["VolumeGroup"].get<std::string>().c_str(), p["LogicalVolume"].get<std::string>().c_str(),
                     p["Filesystem"].get<std::string>().c_str(), p["Device"].get<std::string>().c_str());
@@ -52,8 +55,7 @@ int status(sdbus::IProxy& proxy)
                     size("LogicalVolumeSize").c_str(), size("Used").c_str(), p["UsedPercent"].get<double>(),
                     size("Available").c_str(), size("VolumeGroupFree").c_str());
         std::printf("  grows at %.0f%% by %s, max %s, auto-grow %s, %s%s, state %s\n", p["GrowAt"].get<double>(),
-                    size("GrowStep").c_str(),
-                    p["MaxSize"].get<uint64_t>() ? size("MaxSize").c_str() : "none",
+                    size("GrowStep").c_str(), p["MaxSize"].get<uint64_t>() ? size("MaxSize").c_str() : "none",
                     p["AutoGrow"].get<bool>() ? "on" : "off", p["ReadOnly"].get<bool>() ? "READ-ONLY" : "read-write",
                     p["FilesystemErrors"].get<bool>() ? ", FILESYSTEM ERRORS" : "",
                     p["State"].get<std::string>().c_str());
@@ -80,7 +82,10 @@ int main(int argc, char** argv)
         auto proxy = sdbus::createProxy(sdbus::createSystemBusConnection(), lvkeeper::dbus::busName,
                                         lvkeeper::dbus::managerPath);
         const auto& cmd = args[0];
-        auto arg = [&](std::size_t i) { return i < args.size() ? args[i] : std::string(); };
+        auto arg = [&](std::size_t i)
+        {
+            return i < args.size() ? args[i] : std::string();
+        };
         if (cmd == "status" && args.size() == 1)
         {
             return status(*proxy);
@@ -88,8 +93,11 @@ int main(int argc, char** argv)
         if (cmd == "grow" && (args.size() == 2 || args.size() == 3))
         {
             uint64_t newSize = 0;
-            proxy->callMethod("Grow").onInterface(managerInterface).withTimeout(callTimeout)
-                .withArguments(arg(1), arg(2)).storeResultsTo(newSize);
+            proxy->callMethod("Grow")
+                .onInterface(managerInterface)
+                .withTimeout(callTimeout)
+                .withArguments(arg(1), arg(2))
+                .storeResultsTo(newSize);
             std::cout << arg(1) << ": logical volume is now " << lvkeeper::formatSize(newSize) << "\n";
             return 0;
         }
@@ -97,8 +105,11 @@ int main(int argc, char** argv)
         {
             std::string image;
             std::string device;
-            proxy->callMethod("AddDisk").onInterface(managerInterface).withTimeout(callTimeout)
-                .withArguments(arg(1), arg(2)).storeResultsTo(image, device);
+            proxy->callMethod("AddDisk")
+                .onInterface(managerInterface)
+                .withTimeout(callTimeout)
+                .withArguments(arg(1), arg(2))
+                .storeResultsTo(image, device);
             std::cout << "added " << image << " as " << device << " to " << arg(1) << "\n";
             return 0;
         }

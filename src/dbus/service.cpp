@@ -20,15 +20,16 @@ void requireRoot(sdbus::IObject& object, const char* method)
     uid_t uid = message ? message->getCredsUid() : static_cast<uid_t>(-1);
     if (uid != 0)
     {
-        throw KeeperError(ErrorKind::AccessDenied, std::string(method) + " changes storage and needs root (caller uid " +
+        throw KeeperError(ErrorKind::AccessDenied, std::string(method) +
+                                                       " changes storage and needs root (caller uid " +
                                                        std::to_string(static_cast<long>(uid)) + ")");
     }
 }
 
 } // namespace
 
-class Service::Manager :
-    public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Manager_adaptor, sdbus::ObjectManager_adaptor>
+class Service::Manager
+    : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Manager_adaptor, sdbus::ObjectManager_adaptor>
 {
   public:
     Manager(sdbus::IConnection& connection, Keeper& keeper, Doctor& doctor) :
@@ -54,16 +55,18 @@ class Service::Manager :
         try
         {
             requireRoot(getObject(), "Grow");
-            keeper_.grow(volume, size, [reply](std::uint64_t newSize, Keeper::Error error) {
-                if (error)
-                {
-                    reply->returnError(toDbusError(error));
-                }
-                else
-                {
-                    reply->returnResults(newSize);
-                }
-            });
+            keeper_.grow(volume, size,
+                         [reply](std::uint64_t newSize, Keeper::Error error)
+                         {
+                             if (error)
+                             {
+                                 reply->returnError(toDbusError(error));
+                             }
+                             else
+                             {
+                                 reply->returnResults(newSize);
+                             }
+                         });
         }
         catch (...)
         {
@@ -79,7 +82,8 @@ class Service::Manager :
         {
             requireRoot(getObject(), "AddDisk");
             keeper_.addDisk(vg, size,
-                            [reply](const std::string& image, const std::string& device, Keeper::Error error) {
+                            [reply](const std::string& image, const std::string& device, Keeper::Error error)
+                            {
                                 if (error)
                                 {
                                     reply->returnError(toDbusError(error));
@@ -103,16 +107,18 @@ class Service::Manager :
         try
         {
             requireRoot(getObject(), "Remount");
-            keeper_.remount(volume, [reply](Keeper::Error error) {
-                if (error)
-                {
-                    reply->returnError(toDbusError(error));
-                }
-                else
-                {
-                    reply->returnResults();
-                }
-            });
+            keeper_.remount(volume,
+                            [reply](Keeper::Error error)
+                            {
+                                if (error)
+                                {
+                                    reply->returnError(toDbusError(error));
+                                }
+                                else
+                                {
+                                    reply->returnResults();
+                                }
+                            });
         }
         catch (...)
         {
@@ -120,26 +126,29 @@ class Service::Manager :
         }
     }
 
-    void Diagnose(sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, std::string, std::string,
-                                                          std::string>>>&& result) override
+    void Diagnose(
+        sdbus::Result<std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>>&&
+            result) override
     {
         spdlog::info("event=call method=Diagnose");
         auto reply = std::make_shared<std::decay_t<decltype(result)>>(std::move(result));
         try
         {
-            doctor_.diagnose([reply](const std::vector<Finding>& findings, Doctor::Error error) {
-                if (error)
+            doctor_.diagnose(
+                [reply](const std::vector<Finding>& findings, Doctor::Error error)
                 {
-                    reply->returnError(toDbusError(error));
-                    return;
-                }
-                std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>> out;
-                for (const auto& f : findings)
-                {
-                    out.emplace_back(f.id, f.severity, f.subject, f.problem, f.fix);
-                }
-                reply->returnResults(out);
-            });
+                    if (error)
+                    {
+                        reply->returnError(toDbusError(error));
+                        return;
+                    }
+                    std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>> out;
+                    for (const auto& f : findings)
+                    {
+                        out.emplace_back(f.id, f.severity, f.subject, f.problem, f.fix);
+                    }
+                    reply->returnResults(out);
+                });
         }
         catch (...)
         {
@@ -155,14 +164,16 @@ class Service::Manager :
         try
         {
             requireRoot(getObject(), "Repair");
-            doctor_.repair(ids, [reply](const std::vector<std::pair<std::string, std::string>>& results) {
-                std::vector<sdbus::Struct<std::string, std::string>> out;
-                for (const auto& [id, text] : results)
-                {
-                    out.emplace_back(id, text);
-                }
-                reply->returnResults(out);
-            });
+            doctor_.repair(ids,
+                           [reply](const std::vector<std::pair<std::string, std::string>>& results)
+                           {
+                               std::vector<sdbus::Struct<std::string, std::string>> out;
+                               for (const auto& [id, text] : results)
+                               {
+                                   out.emplace_back(id, text);
+                               }
+                               reply->returnResults(out);
+                           });
         }
         catch (...)
         {
@@ -201,14 +212,13 @@ class Service::Manager :
     double percent_ = 0;
 };
 
-class Service::Volume :
-    public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Volume_adaptor, sdbus::ManagedObject_adaptor,
-                                    sdbus::Properties_adaptor>
+class Service::Volume : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Volume_adaptor,
+                                                        sdbus::ManagedObject_adaptor, sdbus::Properties_adaptor>
 {
   public:
     Volume(sdbus::IConnection& connection, Keeper& keeper, std::size_t index) :
-        AdaptorInterfaces(connection, volumeObjectPath(keeper.volumes().at(index).config.mountPoint)),
-        keeper_(keeper), index_(index)
+        AdaptorInterfaces(connection, volumeObjectPath(keeper.volumes().at(index).config.mountPoint)), keeper_(keeper),
+        index_(index)
     {
         registerAdaptor();
         emitInterfacesAddedSignal({org::lvkeeper::Keeper1::Volume_adaptor::INTERFACE_NAME});
@@ -325,7 +335,8 @@ class Service::Volume :
 
 Service::Service(sdbus::IConnection& connection, Keeper& keeper, Doctor& doctor,
                  std::function<void(const std::string&)> status) :
-    connection_(connection), keeper_(keeper), doctor_(doctor), status_(std::move(status)),
+    connection_(connection),
+    keeper_(keeper), doctor_(doctor), status_(std::move(status)),
     manager_(std::make_unique<Manager>(connection, keeper, doctor))
 {
     buildVolumes();
@@ -351,8 +362,7 @@ void Service::thresholdCrossed(const std::string& volume, double usedPercent, st
     manager_->emitThresholdCrossed(volume, usedPercent, available);
 }
 
-void Service::grown(const std::string& volume, std::uint64_t oldSize, std::uint64_t newSize,
-                    const std::string& reason)
+void Service::grown(const std::string& volume, std::uint64_t oldSize, std::uint64_t newSize, const std::string& reason)
 {
     manager_->emitGrown(volume, oldSize, newSize, reason);
 }
@@ -362,8 +372,7 @@ void Service::growFailed(const std::string& volume, const std::string& error)
     manager_->emitGrowFailed(volume, error);
 }
 
-void Service::diskAdded(const std::string& vg, const std::string& image, const std::string& device,
-                        std::uint64_t size)
+void Service::diskAdded(const std::string& vg, const std::string& image, const std::string& device, std::uint64_t size)
 {
     manager_->emitDiskAdded(vg, image, device, size);
 }

@@ -44,7 +44,9 @@ UniqueFd openMountRoot(const std::string& mountPoint)
 
 std::pair<int, int> fsidOf(int fd, const std::string& mountPoint)
 {
-    struct statfs st{};
+    struct statfs st
+    {
+    };
     if (::fstatfs(fd, &st) < 0)
     {
         throw sysError(errno, "statfs " + mountPoint);
@@ -102,7 +104,8 @@ void FanotifyWatch::watch(const std::string& mountPoint)
     auto& mountPoints = byFsid_[fsid];
     if (mountPoints.empty())
     {
-        auto mark = [&](std::uint64_t mask) {
+        auto mark = [&](std::uint64_t mask)
+        {
             return ::fanotify_mark(fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, dir.get(), nullptr);
         };
         int r = 0;
@@ -235,7 +238,8 @@ void FanotifyWatch::drain()
     std::set<std::string> failed;
     bool gotEvents = false;
 
-    auto noteAll = [&](std::set<std::string>& into) {
+    auto noteAll = [&](std::set<std::string>& into)
+    {
         for (const auto& entry : marks_)
         {
             into.insert(entry.first);
@@ -277,8 +281,7 @@ void FanotifyWatch::drain()
 
             if (meta.vers != FANOTIFY_METADATA_VERSION)
             {
-                spdlog::error("event=fanotify-version-mismatch got={} want={}", meta.vers,
-                              FANOTIFY_METADATA_VERSION);
+                spdlog::error("event=fanotify-version-mismatch got={} want={}", meta.vers, FANOTIFY_METADATA_VERSION);
                 continue;
             }
             if (meta.fd >= 0)

@@ -101,7 +101,10 @@ std::vector<LoopDevice> LinuxDisks::loopDevices()
         devices.push_back({"/dev/" + name, backing});
     }
     std::sort(devices.begin(), devices.end(),
-              [](const LoopDevice& a, const LoopDevice& b) { return a.device < b.device; });
+              [](const LoopDevice& a, const LoopDevice& b)
+              {
+                  return a.device < b.device;
+              });
     return devices;
 }
 
@@ -194,7 +197,8 @@ void LinuxDisks::createImage(const std::string& path, std::uint64_t size)
     {
         throw sysError(errno, "create " + path);
     }
-    auto fail = [&](const std::string& what) {
+    auto fail = [&](const std::string& what)
+    {
         int error = errno;
         fd.reset();
         ::unlink(path.c_str());
@@ -292,7 +296,9 @@ std::vector<std::string> LinuxDisks::listDirectory(const std::string& dir)
 
 std::optional<std::pair<std::uint64_t, std::uint64_t>> LinuxDisks::fileAllocation(const std::string& path)
 {
-    struct stat st{};
+    struct stat st
+    {
+    };
     if (::stat(path.c_str(), &st) < 0)
     {
         if (errno == ENOENT)
@@ -318,7 +324,8 @@ void LinuxDisks::allocateImage(const std::string& path)
         throw std::system_error(errno, std::generic_category(), "open " + path);
     }
     struct stat st
-    {};
+    {
+    };
     int r = ::fstat(fd, &st);
     if (r == 0)
     {

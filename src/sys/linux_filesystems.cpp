@@ -126,8 +126,8 @@ unsigned long preservedFlags(unsigned long stFlags)
         unsigned long ms;
     };
     static constexpr Pair pairs[] = {
-        {ST_NOSUID, MS_NOSUID},         {ST_NODEV, MS_NODEV},         {ST_NOEXEC, MS_NOEXEC},
-        {ST_NOATIME, MS_NOATIME},       {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
+        {ST_NOSUID, MS_NOSUID},           {ST_NODEV, MS_NODEV},           {ST_NOEXEC, MS_NOEXEC},
+        {ST_NOATIME, MS_NOATIME},         {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
         {ST_SYNCHRONOUS, MS_SYNCHRONOUS}, {ST_MANDLOCK, MS_MANDLOCK},
     };
     unsigned long flags = 0;
@@ -145,7 +145,8 @@ unsigned long preservedFlags(unsigned long stFlags)
 
 LinuxFilesystems::LinuxFilesystems(std::string procRoot, std::string sysRoot) :
     procRoot_(std::move(procRoot)), sysRoot_(std::move(sysRoot))
-{}
+{
+}
 
 std::optional<MountInfo> LinuxFilesystems::findMount(const std::string& mountPoint)
 {
@@ -179,7 +180,9 @@ std::optional<MountInfo> LinuxFilesystems::mountOf(const std::string& path)
 
 FsUsage LinuxFilesystems::usage(const std::string& path)
 {
-    struct statvfs st{};
+    struct statvfs st
+    {
+    };
     if (::statvfs(path.c_str(), &st) < 0)
     {
         throw sysError(errno, "statvfs " + path);
@@ -202,8 +205,7 @@ std::uint64_t LinuxFilesystems::errorCount(const MountInfo& mount)
     {
         return 0;
     }
-    std::string link = sysRoot_ + "/dev/block/" + std::to_string(mount.devMajor) + ":" +
-                       std::to_string(mount.devMinor);
+    std::string link = sysRoot_ + "/dev/block/" + std::to_string(mount.devMajor) + ":" + std::to_string(mount.devMinor);
     std::array<char, PATH_MAX> target{};
     ssize_t n = ::readlink(link.c_str(), target.data(), target.size() - 1);
     if (n <= 0)
@@ -231,7 +233,9 @@ std::uint64_t LinuxFilesystems::errorCount(const MountInfo& mount)
 void LinuxFilesystems::remountReadWrite(const MountInfo& mount)
 {
     const std::string& target = mount.mountPoint;
-    struct statvfs st{};
+    struct statvfs st
+    {
+    };
     if (::statvfs(target.c_str(), &st) < 0)
     {
         throw sysError(errno, "remount read-write " + target + ": statvfs");
@@ -307,14 +311,15 @@ std::vector<HeldDeletedFile> LinuxFilesystems::heldDeletedFiles(unsigned devMajo
                 continue;
             }
             std::string_view name(target.data(), static_cast<std::size_t>(n));
-            if (name.size() <= deletedSuffix.size() ||
-                name.substr(name.size() - deletedSuffix.size()) != deletedSuffix)
+            if (name.size() <= deletedSuffix.size() || name.substr(name.size() - deletedSuffix.size()) != deletedSuffix)
             {
                 continue;
             }
             // stat() follows the magic link to the open file itself, which no longer has a name.
             // nlink 0 also rules out a name merely ending in " (deleted)" and files with a second link.
-            struct stat st{};
+            struct stat st
+            {
+            };
             if (::stat(fdPath.c_str(), &st) < 0 || !S_ISREG(st.st_mode) || st.st_dev != wanted || st.st_nlink != 0)
             {
                 continue;

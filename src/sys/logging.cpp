@@ -52,7 +52,9 @@ bool stderrIsJournal()
     {
         return false;
     }
-    struct stat st{};
+    struct stat st
+    {
+    };
     if (::fstat(STDERR_FILENO, &st) < 0)
     {
         return false;

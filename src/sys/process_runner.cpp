@@ -76,7 +76,9 @@ std::pair<UniqueFd, UniqueFd> makePipe()
     ::setpgid(0, 0);
 
     // The daemon blocks SIGCHLD and may ignore SIGPIPE; tools expect neither.
-    struct sigaction dfl{};
+    struct sigaction dfl
+    {
+    };
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; ++sig)
     {
@@ -414,7 +416,11 @@ void ProcessRunner::run(std::vector<std::string> argv, std::chrono::milliseconds
 
 void ProcessRunner::finish(Child* child)
 {
-    auto it = std::find_if(children_.begin(), children_.end(), [child](const auto& c) { return c.get() == child; });
+    auto it = std::find_if(children_.begin(), children_.end(),
+                           [child](const auto& c)
+                           {
+                               return c.get() == child;
+                           });
     if (it == children_.end())
     {
         return;
@@ -424,8 +430,8 @@ void ProcessRunner::finish(Child* child)
 
     CommandResult result = std::move(owned->result);
     Done done = std::move(owned->done);
-    result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                            owned->started);
+    result.duration =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - owned->started);
     if (result.spawnFailed)
     {
         // 127 is also what a command may return itself; only spawnFailed says exec never happened.

@@ -32,10 +32,10 @@ std::string readBackingFile(const char* syspath)
 
 } // namespace
 
-UdevMonitor::UdevMonitor(sd_event* event, Callback callback, const char* netlinkSource) :
-    callback_(std::move(callback))
+UdevMonitor::UdevMonitor(sd_event* event, Callback callback, const char* netlinkSource) : callback_(std::move(callback))
 {
-    auto fail = [this](int error, const std::string& what) {
+    auto fail = [this](int error, const std::string& what)
+    {
         udev_monitor_unref(monitor_);
         udev_unref(udev_);
         return std::system_error(error, std::generic_category(), what);
@@ -89,8 +89,7 @@ int UdevMonitor::onIo(sd_event_source* /*source*/, int /*fd*/, std::uint32_t /*r
             LoopDevice loop;
             loop.device = devnode != nullptr ? devnode : std::string("/dev/") + sysname;
             loop.backingFile = readBackingFile(udev_device_get_syspath(device));
-            spdlog::debug("event=loop-uevent action={} device={} backing={}", action, loop.device,
-                          loop.backingFile);
+            spdlog::debug("event=loop-uevent action={} device={} backing={}", action, loop.device, loop.backingFile);
             try
             {
                 self->callback_(action, loop);
