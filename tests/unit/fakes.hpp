@@ -475,6 +475,7 @@ class FakeFilesystems : public Filesystems
     std::map<std::string, FsUsage> usages;    ///< statvfs by path
     std::map<std::string, std::uint64_t> errors; ///< errorCount by mount point
     std::vector<HeldDeletedFile> held;
+    std::map<std::string, std::uint64_t> fsSizes; ///< superblock size by mount point; absent means unknown
     std::vector<std::string> remounts; ///< mount points remountReadWrite was called for
     bool remountFails = false;
     std::size_t usageCalls = 0;
@@ -530,6 +531,12 @@ class FakeFilesystems : public Filesystems
     std::vector<HeldDeletedFile> heldDeletedFiles(unsigned /*devMajor*/, unsigned /*devMinor*/) override
     {
         return held;
+    }
+
+    std::optional<std::uint64_t> filesystemSize(const MountInfo& mount) override
+    {
+        auto it = fsSizes.find(mount.mountPoint);
+        return it == fsSizes.end() ? std::nullopt : std::optional<std::uint64_t>(it->second);
     }
 
     /// A filesystem of `size` bytes with `percent` of it used (df's view, no root reserve).
