@@ -1,5 +1,8 @@
 #include "lvkeeper/job_queue.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <exception>
 #include <memory>
 #include <utility>
 
@@ -43,19 +46,28 @@ void JobQueue::pump(const std::string& key)
     lane.running = name;
     // A job may finish synchronously; `finished` guards against a double call.
     auto finished = std::make_shared<bool>(false);
-    job(
-        [this, key, finished]
+    Finish finish = [this, key, finished]
+    {
+        if (*finished)
         {
-            if (*finished)
-            {
-                return;
-            }
-            *finished = true;
-            Lane& l = lanes_[key];
-            l.busy = false;
-            l.running.clear();
-            pump(key);
-        });
+            return;
+        }
+        *finished = true;
+        Lane& l = lanes_[key];
+        l.busy = false;
+        l.running.clear();
+        pump(key);
+    };
+    try
+    {
+        job(finish);
+    }
+    catch (const std::exception& e)
+    {
+        // A job that throws must not leave its VG's lane busy forever: later jobs still run.
+        spdlog::error("event=job-threw job=\"{}\" error=\"{}\"", name, e.what());
+        finish();
+    }
 }
 
 } // namespace lvkeeper

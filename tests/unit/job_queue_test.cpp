@@ -169,3 +169,16 @@ TEST(JobQueue, UnknownKeyIsIdle)
 
 } // namespace
 } // namespace lvkeeper
+
+TEST(JobQueueThrow, AJobThatThrowsDoesNotBlockItsLane)
+{
+    lvkeeper::JobQueue queue;
+    bool secondRan = false;
+    queue.enqueue("vg0", "throws", [](lvkeeper::JobQueue::Finish) { throw std::runtime_error("boom"); });
+    queue.enqueue("vg0", "second", [&](lvkeeper::JobQueue::Finish finish) {
+        secondRan = true;
+        finish();
+    });
+    EXPECT_TRUE(secondRan);
+    EXPECT_FALSE(queue.busy("vg0"));
+}
