@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,8 @@ class Keeper
 
     /// The watched volumes, in configuration order.
     const std::vector<VolumeState>& volumes() const;
+    /// The VGs that hold a watched, identified volume.
+    std::set<std::string> watchedVolumeGroups() const;
     /// The current config.
     const Config& config() const;
     /// One line for STATUS=.

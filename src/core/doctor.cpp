@@ -86,15 +86,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
 
     std::set<std::string> watchedVgs() const
     {
-        std::set<std::string> out;
-        for (const auto& v : keeper.volumes())
-        {
-            if (!v.vg.empty())
-            {
-                out.insert(v.vg);
-            }
-        }
-        return out;
+        return keeper.watchedVolumeGroups();
     }
 
     const lvm::Vg* vgNamed(const std::string& name) const

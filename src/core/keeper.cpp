@@ -1439,6 +1439,11 @@ const std::vector<VolumeState>& Keeper::volumes() const
     return impl_->volumes;
 }
 
+std::set<std::string> Keeper::watchedVolumeGroups() const
+{
+    return impl_->watchedVgs();
+}
+
 const Config& Keeper::config() const
 {
     return impl_->config;
