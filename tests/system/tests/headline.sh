@@ -61,8 +61,11 @@ expect_signal Grown 90 4294967296
 pvs -o pv_name,vg_name,pv_size,pe_start,pv_pe_count,pv_attr
 lvs -o lv_name,lv_size,seg_pe_ranges vg0
 
-# Growing ext4 zeroes its new inode tables; through a loop device that punches holes in the image,
-# so an image can turn sparse again: Diagnose says so and Repair allocates it once more.
+# Growing ext4 zeroes its new inode tables in the background (ext4lazyinit); through a loop device
+# that punches holes in the images, so they turn sparse again until it is done. lvkeeperd re-allocates
+# them on its backstop timer; an admin's Repair does it at once. Wait for the kernel to finish first,
+# or the holes come back behind Repair.
+wait_itable_zeroed /dev/vg0/data0 300
 log "== Repair again: the grow may have left an image sparse"
 out=$(step busctl --timeout=600 call "$BUSNAME" "$OBJ" "$MGR" Repair as 0)
 log "$out"

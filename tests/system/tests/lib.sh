@@ -111,3 +111,19 @@ write_config() {
   mkdir -p /etc/lvkeeper
   cat >/etc/lvkeeper/lvkeeper.conf
 }
+
+# wait_itable_zeroed DEV [TIMEOUT_S]: waits until ext4's lazy inode-table init has zeroed every block
+# group of DEV. After an online grow the kernel zeroes the new groups' inode tables in the background
+# (ext4lazyinit); through a loop device those zeroes are punched as holes into the image file, so an
+# image only stays fully allocated once that is over.
+wait_itable_zeroed() {
+  local dev=$1 timeout=${2:-300} groups zeroed
+  local deadline=$(( $(date +%s) + timeout ))
+  while :; do
+    groups=$(dumpe2fs "$dev" 2>/dev/null | grep -c '^Group [0-9]*:' || true)
+    zeroed=$(dumpe2fs "$dev" 2>/dev/null | grep '^Group [0-9]*:' | grep -c 'ITABLE_ZEROED' || true)
+    (( groups > 0 && zeroed == groups )) && { log "ext4 lazy init done: $zeroed of $groups groups zeroed"; return 0; }
+    (( $(date +%s) > deadline )) && fail "ext4 lazy init of $dev not done after ${timeout}s ($zeroed of $groups groups)"
+    sleep 2
+  done
+}
