@@ -551,7 +551,10 @@ class Lifecycle(unittest.TestCase):
                 f.write(b"y" * int(before.f_blocks * before.f_frsize * 0.6))
             msg, _ = mon.wait("Grown", 10)
             self.assertEqual(msg["payload"]["data"][3], "threshold")
-            self.assertEqual(msg["payload"]["data"][2] - msg["payload"]["data"][1], 16 << 20)
+            # One write of 60% in a moment is a fast writer: the step is GrowStep or, from its fill
+            # rate, more.
+            self.assertGreaterEqual(msg["payload"]["data"][2] - msg["payload"]["data"][1], 16 << 20)
+            self.assertGreater(env.prop("LastGrowDuration"), 0)
             after = os.statvfs(env.mnt)
             self.assertGreater(after.f_blocks, before.f_blocks)
             mon.close()
