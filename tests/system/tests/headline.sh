@@ -93,7 +93,8 @@ used=$(df -B1 --output=used /data | tail -n1 | tr -d ' ')
 ballast=$(( (size * 85 / 100 - used) / 1048576 ))
 step "$LK_GUEST/acceptance" fill --ballast-mib "$ballast"
 journalctl -u lvkeeperd -o cat --no-pager | grep "event=grown" | tail -n 10
-# The fill grew /data automatically, each time by at least GrowStep=500M (more for a fast writer).
+# The fill grew /data automatically, each time by at least GrowStep=500M: more for a fast writer,
+# and the ballast, fallocated in a moment, looks like a very fast one (it may take the whole VG).
 python3 - "$LK_MON" <<'PY' || fail "automatic grows were not as expected"
 import json, sys
 auto = []
@@ -102,7 +103,7 @@ for line in open(sys.argv[1]):
     if m.get("member") == "Grown" and m["payload"]["data"][3] == "threshold":
         auto.append(m["payload"]["data"][2] - m["payload"]["data"][1])
 print("automatic grows (MiB):", [n >> 20 for n in auto], file=sys.stderr)
-sys.exit(0 if len(auto) >= 2 and all(n >= 500 << 20 for n in auto) else 1)
+sys.exit(0 if len(auto) >= 1 and all(n >= 500 << 20 for n in auto) else 1)
 PY
 pass "the fill was met by automatic grows of at least 500M each"
 step "$LK_GUEST/probe" stop
