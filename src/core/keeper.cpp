@@ -614,9 +614,12 @@ struct Keeper::Impl
                                  : v.config.growStep;
         std::uint64_t target = policy::requestedTarget(request.size, v.lvSize, step, v.extentSize);
         auto plan = policy::planGrow(target, v.lvSize, v.config.maxSize, v.vgFree, v.extentSize, request.automatic);
-        if (request.automatic && request.mayAddDisk && plan.cappedByVg && canAutoAddDisk(v.vg))
+        if (request.automatic && request.mayAddDisk && plan.cappedByVg && canAutoAddDisk(v.vg) &&
+            !plan.growsAnything(v.lvSize))
         {
-            // The VG cannot hold this step: add disks first (AddDisk's checks and reserve apply), then grow.
+            // The VG is empty: add disks first (AddDisk's checks and reserve apply), then grow. When it still
+            // has some room, the grow takes that at once and afterAutoGrow() adds disks right behind it: a
+            // writer racing the grow must not wait for a disk it does not need yet.
             auto wanted = policy::planGrow(target, v.lvSize, v.config.maxSize, std::numeric_limits<std::uint64_t>::max(), v.extentSize, false);
             unsigned count =
                 std::max(1u, policy::disksToAdd(wanted.target - v.lvSize, v.vgFree, config.disks.imageSize));

@@ -1456,10 +1456,10 @@ TEST_F(KeeperTest, FillRateFadesWhenTheWriterStops)
     EXPECT_EQ(data().fillRate, 0.0);
 }
 
-TEST_F(KeeperTest, AutoAddDiskAddsADiskBeforeGrowingWhenTheVgCannotHoldTheStep)
+TEST_F(KeeperTest, AutoAddDiskAddsADiskBeforeGrowingWhenTheVgIsEmpty)
 {
     config.disks.autoAddDisk = true;
-    lvmModel.setVgFree("vg0", 100 * MiB);
+    lvmModel.setVgFree("vg0", 0);
     startKeeper();
     scheduler.advance(10s);
     fill(95);
@@ -1471,6 +1471,35 @@ TEST_F(KeeperTest, AutoAddDiskAddsADiskBeforeGrowingWhenTheVgCannotHoldTheStep)
     EXPECT_EQ(modelLvSize(), lvSize + step);
     EXPECT_THAT(listener.exhausted, IsEmpty());
     EXPECT_THAT(state.stored, Contains("/media/disk3.img"));
+}
+
+TEST_F(KeeperTest, AutoAddDiskGrowsIntoWhatIsFreeFirstThenAddsTheDisk)
+{
+    config.disks.autoAddDisk = true;
+    lvmModel.setVgFree("vg0", 100 * MiB);
+    startKeeper();
+    scheduler.advance(10s);
+    fill(95);
+    keeper->onActivity("/data");
+    // The 100M the VG has go to /data at once; the disk comes right behind, then the rest of the step.
+    ASSERT_GE(runner.count("lvextend"), 1U);
+    EXPECT_EQ(runner.argvs("lvextend").at(0),
+              lvmArgv({"lvextend", "--size", sizeArg(lvSize + 100 * MiB), "vg0/data0"}));
+    ASSERT_EQ(disks.created.size(), 1U);
+    std::vector<std::string> order;
+    for (const auto& c : runner.calls())
+    {
+        order.push_back(c.argv.at(1));
+    }
+    auto at = [&](const std::string& what)
+    {
+        return std::find(order.begin(), order.end(), what) - order.begin();
+    };
+    EXPECT_LT(at("lvextend"), at("pvcreate"));
+    scheduler.advance(2s); // the cooldown: no fill rate here says the writer would fill it
+    EXPECT_EQ(runner.count("lvextend"), 2U); // 95% of the old size is still over 90% of the new one
+    EXPECT_EQ(modelLvSize(), lvSize + 100 * MiB + step);
+    EXPECT_THAT(listener.exhausted, IsEmpty());
 }
 
 TEST_F(KeeperTest, AutoAddDiskAddsTheNextDiskRightAfterTheGrowThatLeftTheVgShort)
