@@ -3,11 +3,13 @@
 #include "lvkeeper/command.hpp"
 #include "lvkeeper/config.hpp"
 #include "lvkeeper/job_queue.hpp"
+#include "lvkeeper/policy.hpp"
 #include "lvkeeper/scheduler.hpp"
 #include "lvkeeper/system.hpp"
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -51,6 +53,12 @@ struct VolumeState
     bool exhaustedReported = false;
     bool autoGrowQueued = false;
     std::optional<std::chrono::steady_clock::time_point> lastGrowEnd;
+
+    // Fill rate: recent (time, used) readings, the rate they give, how long the last grow took.
+    std::deque<policy::UsageSample> history;
+    double fillRate = 0.0; ///< bytes per second
+    std::chrono::milliseconds lastGrowDuration{0};
+    std::string exhaustedReason; ///< why the last SpaceExhausted was sent, for this episode
 
     /// "vg0/data0", empty when not LVM.
     std::string lvName() const

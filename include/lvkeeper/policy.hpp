@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 
@@ -44,6 +45,54 @@ bool filesystemBehind(std::uint64_t fsSize, std::uint64_t lvSize, std::uint64_t 
 std::chrono::milliseconds cooldownLeft(std::chrono::steady_clock::time_point now,
                                        std::optional<std::chrono::steady_clock::time_point> lastGrowEnd,
                                        std::chrono::milliseconds cooldown);
+
+/// One reading of used space, taken when the volume's own write events made the keeper look.
+struct UsageSample
+{
+    std::chrono::steady_clock::time_point at;
+    std::uint64_t used = 0;
+};
+
+/// How the fill rate turns into headroom. Not admin configuration: the safety factor covers a grow
+/// that takes longer than the last one (a busier VG, a disk being added first).
+struct Headroom
+{
+    std::chrono::milliseconds window{5000};       ///< samples older than this do not count
+    std::chrono::milliseconds minimumSpan{100};   ///< a rate needs at least this much history
+    std::chrono::milliseconds assumedGrow{5000};  ///< grow duration before one was measured
+    double safety = 2.0;                          ///< headroom = rate x grow duration x safety
+    std::size_t maxSamples = 64;
+};
+
+/// Adds a sample and forgets those older than the window (keeping at most maxSamples).
+void recordSample(std::deque<UsageSample>& history, UsageSample sample, const Headroom& tuning);
+
+/// Bytes per second used space grew over the recent window; 0 when it did not grow (or too little history).
+double fillRate(const std::deque<UsageSample>& history, const Headroom& tuning);
+
+/// Seconds until available is gone at rate; -1 when not filling.
+std::int64_t timeToFull(std::uint64_t available, double rate);
+
+/// The grow duration to plan with: the last measured one, or the assumption before the first.
+std::chrono::milliseconds plannedGrowDuration(std::chrono::milliseconds lastGrow, const Headroom& tuning);
+
+/// Bytes a writer at rate fills while a grow runs, with the safety factor.
+std::uint64_t headroomNeeded(double rate, std::chrono::milliseconds growDuration, const Headroom& tuning);
+
+/// Whether to grow now: used space or inodes at GrowAt, or less available than the headroom the fill rate needs.
+bool needsGrow(const VolumeConfig& config, const FsUsage& usage, double rate, std::chrono::milliseconds growDuration,
+               const Headroom& tuning);
+
+/// Whether waiting out the cooldown would let the writer fill what is left (then grow at once).
+bool urgent(const FsUsage& usage, double rate, std::chrono::milliseconds wait, std::chrono::milliseconds growDuration,
+            const Headroom& tuning);
+
+/// The automatic step: GrowStep, or for a fast writer twice the headroom it needs, so it gets fewer, larger grows.
+std::uint64_t autoStep(std::uint64_t growStep, double rate, std::chrono::milliseconds growDuration,
+                       const Headroom& tuning);
+
+/// How many disks of imageSize cover a shortfall of needed bytes beyond vgFree (0 when none is short).
+unsigned disksToAdd(std::uint64_t needed, std::uint64_t vgFree, std::uint64_t imageSize);
 
 /// The STATUS= fragment for one volume: "/data 25% used, grows at 90% by 500M".
 std::string statusFragment(const VolumeConfig& config, const FsUsage& usage, bool mounted, bool readOnly);

@@ -8,6 +8,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <limits>
+#include <memory>
 #include <map>
 #include <set>
 #include <system_error>
@@ -75,6 +77,10 @@ struct Keeper::Impl
     std::unique_ptr<Timer> propertiesTimer;
     std::map<std::size_t, std::unique_ptr<Timer>> cooldownTimers;
     std::set<std::string> ownDevices; ///< loop devices AddDisk attached; not adopted again
+    policy::Headroom headroom;
+    std::map<std::string, std::string> addDiskBlocked; ///< VG -> why auto-adding a disk failed (SpaceExhausted reason)
+    std::set<std::string> addDiskQueued;               ///< VGs with an automatic AddDisk waiting in their lane
+    std::set<std::string> allocationFailed;            ///< images fallocate could not fill (logged once)
     std::string lastStatus;
     bool started = false;
 
@@ -299,6 +305,13 @@ struct Keeper::Impl
         {
             markDirty(i);
         }
+        policy::recordSample(v.history, {scheduler.now(), usage.used}, headroom);
+        double rate = policy::fillRate(v.history, headroom);
+        if (rate != v.fillRate)
+        {
+            v.fillRate = rate;
+            markDirty(i);
+        }
         bool above = policy::aboveThreshold(v.config, usage);
         if (above && !v.aboveThreshold)
         {
@@ -314,10 +327,12 @@ struct Keeper::Impl
         }
         else if (!above && v.aboveThreshold)
         {
+            // Back below GrowAt (space was freed): an exhaustion episode is over.
             v.aboveThreshold = false;
             v.exhaustedReported = false;
+            v.exhaustedReason.clear();
         }
-        if (above)
+        if (policy::needsGrow(v.config, usage, v.fillRate, plannedGrow(v), headroom))
         {
             maybeAutoGrow(i);
         }
@@ -342,6 +357,11 @@ struct Keeper::Impl
             spdlog::warn("event=fs-size-unknown volume={} error=\"{}\"", v.config.mountPoint, e.what());
         }
         return v.usage.size;
+    }
+
+    std::chrono::milliseconds plannedGrow(const VolumeState& v) const
+    {
+        return policy::plannedGrowDuration(v.lastGrowDuration, headroom);
     }
 
     // ---- LVM identity ---------------------------------------------------
@@ -502,11 +522,14 @@ struct Keeper::Impl
         SizeRequest size;
         std::string reason;
         bool automatic = false;
+        bool mayAddDisk = true; ///< automatic: a disk may be added first when the VG cannot hold the step
+        std::chrono::steady_clock::time_point start{};
     };
 
     /// The grow job: re-read the real sizes, heal a lagging filesystem, extend, grow the filesystem.
     void growJob(std::size_t i, GrowRequest request, GrowReply reply, JobQueue::Finish finish)
     {
+        request.start = scheduler.now();
         setState(i, "growing");
         auto fail = [this, i, reply, finish](Error error)
         {
@@ -543,7 +566,8 @@ struct Keeper::Impl
                     return;
                 }
                 refreshUsage(i);
-                if (request.automatic && !policy::aboveThreshold(v.config, v.usage))
+                if (request.automatic &&
+                    !policy::needsGrow(v.config, v.usage, v.fillRate, plannedGrow(v), headroom))
                 {
                     // Someone freed space or another grow already happened: a stale reading never grows twice.
                     finishQuietly(i, reply, finish);
@@ -585,13 +609,42 @@ struct Keeper::Impl
                     std::function<void(Error)> fail)
     {
         auto& v = volumes[i];
-        std::uint64_t target = policy::requestedTarget(request.size, v.lvSize, v.config.growStep, v.extentSize);
+        std::uint64_t step = request.automatic
+                                 ? policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom)
+                                 : v.config.growStep;
+        std::uint64_t target = policy::requestedTarget(request.size, v.lvSize, step, v.extentSize);
         auto plan = policy::planGrow(target, v.lvSize, v.config.maxSize, v.vgFree, v.extentSize, request.automatic);
+        if (request.automatic && request.mayAddDisk && plan.cappedByVg && canAutoAddDisk(v.vg))
+        {
+            // The VG cannot hold this step: add disks first (AddDisk's checks and reserve apply), then grow.
+            auto wanted = policy::planGrow(target, v.lvSize, v.config.maxSize, std::numeric_limits<std::uint64_t>::max(), v.extentSize, false);
+            unsigned count =
+                std::max(1u, policy::disksToAdd(wanted.target - v.lvSize, v.vgFree, config.disks.imageSize));
+            GrowRequest next = request;
+            next.mayAddDisk = false;
+            autoAddDisks(v.vg, count,
+                         [this, i, next, reply, finish, fail]()
+                         {
+                             setState(i, "growing");
+                             refreshLvm(
+                                 [this, i, next, reply, finish, fail](Error e)
+                                 {
+                                     if (e)
+                                     {
+                                         fail(e);
+                                         return;
+                                     }
+                                     extendStep(i, next, reply, finish, fail);
+                                 });
+                         });
+            return;
+        }
         if (!plan.growsAnything(v.lvSize))
         {
             if (plan.cappedByMaxSize && target > v.lvSize)
             {
-                exhausted(i, "MaxSize=" + formatSize(*v.config.maxSize) + " reached");
+                exhausted(i, "max-size: " + v.config.mountPoint + " is at its MaxSize=" +
+                                 formatSize(*v.config.maxSize));
                 fail(makeError(ErrorKind::NoSpace, v.config.mountPoint + " is at its MaxSize=" +
                                                        formatSize(*v.config.maxSize) + "; raise MaxSize= to grow it"));
                 return;
@@ -637,6 +690,8 @@ struct Keeper::Impl
                                       auto& vv = volumes[i];
                                       vv.lastError.clear();
                                       vv.lastGrowEnd = scheduler.now();
+                                      vv.lastGrowDuration = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          *vv.lastGrowEnd - request.start);
                                       vv.exhaustedReported = false;
                                       spdlog::info("event=grown volume={} from={} to={} reason={} vg_free={}",
                                                    vv.config.mountPoint, formatSize(oldSize), formatSize(plan.target),
@@ -644,6 +699,11 @@ struct Keeper::Impl
                                       if (listener)
                                       {
                                           listener->grown(vv.config.mountPoint, oldSize, plan.target, request.reason);
+                                      }
+                                      keepImagesAllocated();
+                                      if (request.automatic)
+                                      {
+                                          afterAutoGrow(i, plan);
                                       }
                                       setState(i, "idle");
                                       reply(plan.target, nullptr);
@@ -664,7 +724,7 @@ struct Keeper::Impl
         // exhaustion pauses auto-grow for the episode.
         if (v.vgFree < std::max<std::uint64_t>(v.extentSize, 1))
         {
-            exhausted(i, "volume group " + v.vg + " is full");
+            exhausted(i, vgFullReason(v.vg));
         }
         fail(makeError(ErrorKind::NoSpace, message));
     }
@@ -677,10 +737,206 @@ struct Keeper::Impl
             return;
         }
         v.exhaustedReported = true;
+        v.exhaustedReason = reason;
         spdlog::error("event=space-exhausted volume={} reason=\"{}\"", v.config.mountPoint, reason);
         if (listener)
         {
             listener->spaceExhausted(v.config.mountPoint, reason);
+        }
+    }
+
+    /// Why a full VG cannot get more: the failed automatic AddDisk, or that it is not enabled.
+    std::string vgFullReason(const std::string& vg) const
+    {
+        auto blocked = addDiskBlocked.find(vg);
+        if (blocked != addDiskBlocked.end())
+        {
+            return blocked->second;
+        }
+        if (!config.disks.autoAddDisk)
+        {
+            return "vg-full: volume group " + vg + " is full and AutoAddDisk=no; add a disk with AddDisk";
+        }
+        return "vg-full: volume group " + vg + " is full";
+    }
+
+    bool canAutoAddDisk(const std::string& vg) const
+    {
+        return config.disks.autoAddDisk && !addDiskBlocked.count(vg);
+    }
+
+    /// Adds up to count disks to vg one after the other (AddDisk's job body, in the caller's lane); stops at
+    /// the first failure and remembers it as the VG's SpaceExhausted reason. done() once finished.
+    void autoAddDisks(const std::string& vg, unsigned count, std::function<void()> done)
+    {
+        if (count == 0 || !canAutoAddDisk(vg))
+        {
+            done();
+            return;
+        }
+        setStateOfVg(vg, "adding-disk");
+        spdlog::info("event=auto-add-disk vg={} remaining={}", vg, count);
+        auto error = std::make_shared<Error>();
+        addDiskJob(
+            vg, config.disks.imageSize,
+            [error](const std::string&, const std::string&, Error e)
+            {
+                *error = e;
+            },
+            [this, vg, count, error, done]()
+            {
+                if (*error)
+                {
+                    addDiskBlocked[vg] = addDiskFailureReason(vg, *error);
+                    spdlog::warn("event=auto-add-disk-stopped vg={} reason=\"{}\"", vg, addDiskBlocked[vg]);
+                    done();
+                    return;
+                }
+                autoAddDisks(vg, count - 1, done);
+            });
+    }
+
+    std::string addDiskFailureReason(const std::string& vg, const Error& error) const
+    {
+        std::string text = describeError(error);
+        try
+        {
+            std::rethrow_exception(error);
+        }
+        catch (const KeeperError& e)
+        {
+            if (e.kind() == ErrorKind::NoHostSpace)
+            {
+                return "no-host-space: volume group " + vg + " is full and no disk can be added: " + text;
+            }
+            if (e.kind() == ErrorKind::NoSpace)
+            {
+                return "max-disks: volume group " + vg + " is full and no disk can be added: " + text;
+            }
+        }
+        catch (...)
+        {
+        }
+        return "vg-full: volume group " + vg + " is full and adding a disk failed: " + text;
+    }
+
+    void setStateOfVg(const std::string& vg, const std::string& state)
+    {
+        for (std::size_t i = 0; i < volumes.size(); ++i)
+        {
+            if (volumes[i].vg == vg)
+            {
+                setState(i, state);
+            }
+        }
+    }
+
+    /// After an automatic grow: when the VG could not hold the next step, add disks now, before it is empty.
+    void afterAutoGrow(std::size_t i, const policy::GrowPlan& plan)
+    {
+        auto& v = volumes[i];
+        std::uint64_t next = policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom);
+        if (plan.cappedByMaxSize || (v.config.maxSize && v.lvSize + next > *v.config.maxSize))
+        {
+            return; // MaxSize, not the VG, is the limit: a disk would not help
+        }
+        if (v.vgFree < next && canAutoAddDisk(v.vg))
+        {
+            queueAutoAddDisk(v.vg, policy::disksToAdd(next, v.vgFree, config.disks.imageSize));
+        }
+    }
+
+    /// A VG that could get no disk for want of host space may have some now (a process restarted, files
+    /// removed): if so, the episode is over and the next grow adds a disk again.
+    void retryBlockedDisks()
+    {
+        for (auto it = addDiskBlocked.begin(); it != addDiskBlocked.end();)
+        {
+            bool retry = false;
+            if (startsWith(it->second, "no-host-space:"))
+            {
+                try
+                {
+                    checkHostSpace(config.disks.imageSize);
+                    retry = true;
+                }
+                catch (const std::exception&)
+                {
+                }
+            }
+            if (!retry)
+            {
+                ++it;
+                continue;
+            }
+            spdlog::info("event=host-space-back vg={} dir={}", it->first, config.disks.imageDirectory);
+            for (auto& v : volumes)
+            {
+                if (v.vg == it->first)
+                {
+                    v.exhaustedReported = false;
+                    v.exhaustedReason.clear();
+                }
+            }
+            it = addDiskBlocked.erase(it);
+        }
+    }
+
+    void queueAutoAddDisk(const std::string& vg, unsigned count)
+    {
+        if (!addDiskQueued.insert(vg).second)
+        {
+            return;
+        }
+        jobs.enqueue(vg, "auto-add-disk " + vg,
+                     [this, vg, count](JobQueue::Finish finish)
+                     {
+                         autoAddDisks(vg, count,
+                                      [this, vg, finish]()
+                                      {
+                                          addDiskQueued.erase(vg);
+                                          setStateOfVg(vg, "idle");
+                                          finish();
+                                      });
+                     });
+    }
+
+    /// Images that back watched PVs stay fully allocated: ext4 zeroes new inode tables after a grow, and a
+    /// loop device turns those zeroes into holes in the image.
+    void keepImagesAllocated()
+    {
+        std::vector<std::string> images;
+        try
+        {
+            images = state.images();
+        }
+        catch (const std::exception& e)
+        {
+            spdlog::warn("event=state-read-failed error=\"{}\"", e.what());
+            return;
+        }
+        for (const auto& image : images)
+        {
+            try
+            {
+                auto alloc = disks.fileAllocation(image);
+                if (!alloc || alloc->first + MiB >= alloc->second)
+                {
+                    allocationFailed.erase(image);
+                    continue;
+                }
+                disks.allocateImage(image);
+                allocationFailed.erase(image);
+                spdlog::info("event=image-allocated image={} was={} size={}", image, formatSize(alloc->first),
+                             formatSize(alloc->second));
+            }
+            catch (const std::exception& e)
+            {
+                if (allocationFailed.insert(image).second)
+                {
+                    spdlog::error("event=image-allocate-failed image={} error=\"{}\"", image, e.what());
+                }
+            }
         }
     }
 
@@ -693,7 +949,7 @@ struct Keeper::Impl
             return;
         }
         auto wait = policy::cooldownLeft(scheduler.now(), v.lastGrowEnd, v.config.cooldown);
-        if (wait.count() > 0)
+        if (wait.count() > 0 && !policy::urgent(v.usage, v.fillRate, wait, plannedGrow(v), headroom))
         {
             if (!cooldownTimers[i])
             {
@@ -864,6 +1120,7 @@ struct Keeper::Impl
             {
                 volumes[i].vgFree += size; // approximate until the next lvs
                 volumes[i].exhaustedReported = false;
+                volumes[i].exhaustedReason.clear();
                 markDirty(i);
             }
         }
@@ -1110,7 +1367,7 @@ void Keeper::reload(Config config)
                                });
         VolumeState v = it != d.volumes.end() ? *it : VolumeState{};
         v.config = vc;
-        v.exhaustedReported = false;
+        v.exhaustedReported = false; // MaxSize, MaxDisks or AutoAddDisk may have changed: a new episode
         next.push_back(std::move(v));
     }
     for (const auto& old : d.volumes)
@@ -1127,6 +1384,7 @@ void Keeper::reload(Config config)
     }
     d.config = std::move(config);
     d.volumes = std::move(next);
+    d.addDiskBlocked.clear();
     d.cooldownTimers.clear();
     d.dirty.clear();
     spdlog::info("event=reloaded volumes={}", d.volumes.size());
@@ -1226,6 +1484,8 @@ void Keeper::onLoopDevice(const std::string& action, const LoopDevice& device)
 void Keeper::onBackstop()
 {
     auto& d = *impl_;
+    d.retryBlockedDisks();
+    d.keepImagesAllocated();
     for (std::size_t i = 0; i < d.volumes.size(); ++i)
     {
         d.refreshMount(i);

@@ -91,6 +91,97 @@ std::chrono::milliseconds cooldownLeft(std::chrono::steady_clock::time_point now
     return elapsed >= cooldown ? std::chrono::milliseconds{0} : cooldown - elapsed;
 }
 
+void recordSample(std::deque<UsageSample>& history, UsageSample sample, const Headroom& tuning)
+{
+    // A clock that went backwards (it does not, steady_clock) or a remount with less used: start again.
+    if (!history.empty() && sample.at < history.back().at)
+    {
+        history.clear();
+    }
+    history.push_back(sample);
+    while (history.size() > tuning.maxSamples || (history.size() > 1 && sample.at - history.front().at > tuning.window))
+    {
+        history.pop_front();
+    }
+}
+
+double fillRate(const std::deque<UsageSample>& history, const Headroom& tuning)
+{
+    if (history.size() < 2)
+    {
+        return 0.0;
+    }
+    const auto& first = history.front();
+    const auto& last = history.back();
+    auto span = std::chrono::duration_cast<std::chrono::duration<double>>(last.at - first.at);
+    if (last.at - first.at < tuning.minimumSpan || last.used <= first.used)
+    {
+        return 0.0;
+    }
+    return static_cast<double>(last.used - first.used) / span.count();
+}
+
+std::int64_t timeToFull(std::uint64_t available, double rate)
+{
+    if (!(rate > 0.0))
+    {
+        return -1;
+    }
+    double seconds = static_cast<double>(available) / rate;
+    constexpr double limit = static_cast<double>(std::numeric_limits<std::int64_t>::max() / 2);
+    return seconds >= limit ? static_cast<std::int64_t>(limit) : static_cast<std::int64_t>(std::ceil(seconds));
+}
+
+std::chrono::milliseconds plannedGrowDuration(std::chrono::milliseconds lastGrow, const Headroom& tuning)
+{
+    return lastGrow.count() > 0 ? lastGrow : tuning.assumedGrow;
+}
+
+std::uint64_t headroomNeeded(double rate, std::chrono::milliseconds growDuration, const Headroom& tuning)
+{
+    if (!(rate > 0.0))
+    {
+        return 0;
+    }
+    double bytes = rate * (static_cast<double>(growDuration.count()) / 1000.0) * tuning.safety;
+    constexpr double limit = static_cast<double>(std::numeric_limits<std::uint64_t>::max() / 4);
+    return bytes >= limit ? static_cast<std::uint64_t>(limit) : static_cast<std::uint64_t>(bytes);
+}
+
+bool needsGrow(const VolumeConfig& config, const FsUsage& usage, double rate, std::chrono::milliseconds growDuration,
+               const Headroom& tuning)
+{
+    if (aboveThreshold(config, usage))
+    {
+        return true;
+    }
+    return rate > 0.0 && usage.available < headroomNeeded(rate, growDuration, tuning);
+}
+
+bool urgent(const FsUsage& usage, double rate, std::chrono::milliseconds wait, std::chrono::milliseconds growDuration,
+            const Headroom& tuning)
+{
+    return rate > 0.0 && usage.available < headroomNeeded(rate, wait + growDuration, tuning);
+}
+
+std::uint64_t autoStep(std::uint64_t growStep, double rate, std::chrono::milliseconds growDuration,
+                       const Headroom& tuning)
+{
+    std::uint64_t need = headroomNeeded(rate, growDuration, tuning);
+    return need > growStep / 2 ? std::max(growStep, 2 * need) : growStep;
+}
+
+unsigned disksToAdd(std::uint64_t needed, std::uint64_t vgFree, std::uint64_t imageSize)
+{
+    if (needed <= vgFree || imageSize == 0)
+    {
+        return 0;
+    }
+    std::uint64_t shortfall = needed - vgFree;
+    std::uint64_t count = (shortfall + imageSize - 1) / imageSize;
+    return count > 64 ? 64u : static_cast<unsigned>(count);
+}
+
 std::string statusFragment(const VolumeConfig& config, const FsUsage& usage, bool mounted, bool readOnly)
 {
     if (!mounted)

@@ -2,6 +2,7 @@
 #include "lvkeeper/dbus.hpp"
 #include "lvkeeper/size.hpp"
 
+#include <cstdint>
 #include <sdbus-c++/sdbus-c++.h>
 
 #include <chrono>
@@ -59,6 +60,16 @@ int status(sdbus::IProxy& proxy)
                     p["AutoGrow"].get<bool>() ? "on" : "off", p["ReadOnly"].get<bool>() ? "READ-ONLY" : "read-write",
                     p["FilesystemErrors"].get<bool>() ? ", FILESYSTEM ERRORS" : "",
                     p["State"].get<std::string>().c_str());
+        if (double rate = p["FillRate"].get<double>(); rate > 0)
+        {
+            std::printf("  filling at %s/s, full in %llds at that rate\n",
+                        lvkeeper::formatSize(static_cast<std::uint64_t>(rate)).c_str(),
+                        static_cast<long long>(p["TimeToFull"].get<int64_t>()));
+        }
+        if (auto ms = p["LastGrowDuration"].get<uint64_t>(); ms > 0)
+        {
+            std::printf("  last grow took %.1fs\n", static_cast<double>(ms) / 1000.0);
+        }
         if (!p["LastError"].get<std::string>().empty())
         {
             std::printf("  last error: %s\n", p["LastError"].get<std::string>().c_str());

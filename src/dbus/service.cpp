@@ -1,5 +1,6 @@
 #include "lvkeeper/dbus.hpp"
 #include "lvkeeper/errors.hpp"
+#include "lvkeeper/policy.hpp"
 
 #include "dbus/manager_adaptor.hpp"
 #include "dbus/volume_adaptor.hpp"
@@ -327,6 +328,18 @@ class Service::Volume : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::
     std::string LastError() override
     {
         return v().lastError;
+    }
+    double FillRate() override
+    {
+        return v().fillRate;
+    }
+    int64_t TimeToFull() override
+    {
+        return policy::timeToFull(v().usage.available, v().fillRate);
+    }
+    uint64_t LastGrowDuration() override
+    {
+        return static_cast<uint64_t>(v().lastGrowDuration.count());
     }
 
     Keeper& keeper_;

@@ -489,6 +489,20 @@ class Contract(unittest.TestCase):
                 self.assertNotEqual(r.returncode, 0)
                 self.assertIn(ERR + name, r.stderr)
 
+    def test_lvkeeperctl(self):
+        ctl = os.path.join(os.path.dirname(ARGS.daemon), "lvkeeperctl")
+        r = run([ctl, "status"], check=False, env=self.env.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"{self.env.mnt}  vg0/data0  ext4 on {self.env.device}", r.stdout)
+        self.assertIn("auto-grow off", r.stdout)
+        r = run([ctl, "grow", "/nope"], check=False, env=self.env.env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("NotFound", r.stderr)
+        self.assertIn("/nope", r.stderr)
+        r = run([ctl, "frobnicate"], check=False, env=self.env.env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("usage", r.stderr)
+
     def test_non_root_is_refused_but_may_read(self):
         r = self.env.call("Grow", "ss", self.env.mnt, "+16M", check=False, user=65534)
         self.assertNotEqual(r.returncode, 0)
@@ -551,7 +565,10 @@ class Lifecycle(unittest.TestCase):
                 f.write(b"y" * int(before.f_blocks * before.f_frsize * 0.6))
             msg, _ = mon.wait("Grown", 10)
             self.assertEqual(msg["payload"]["data"][3], "threshold")
-            self.assertEqual(msg["payload"]["data"][2] - msg["payload"]["data"][1], 16 << 20)
+            # One write of 60% in a moment is a fast writer: the step is GrowStep or, from its fill
+            # rate, more.
+            self.assertGreaterEqual(msg["payload"]["data"][2] - msg["payload"]["data"][1], 16 << 20)
+            self.assertGreater(env.prop("LastGrowDuration"), 0)
             after = os.statvfs(env.mnt)
             self.assertGreater(after.f_blocks, before.f_blocks)
             mon.close()

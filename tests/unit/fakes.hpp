@@ -632,7 +632,23 @@ class FakeDisks : public Disks
         {
             return std::nullopt;
         }
-        return std::make_pair(it->second, it->second);
+        auto sparse = holes.find(path);
+        std::uint64_t hole = sparse == holes.end() ? 0 : sparse->second;
+        return std::make_pair(it->second - hole, it->second);
+    }
+
+    std::map<std::string, std::uint64_t> holes; ///< bytes not allocated, by image
+    std::vector<std::string> allocations;       ///< images allocateImage was called for
+    bool allocateFails = false;
+
+    void allocateImage(const std::string& path) override
+    {
+        allocations.push_back(path);
+        if (allocateFails)
+        {
+            throw std::system_error(ENOSPC, std::generic_category(), "fallocate " + path);
+        }
+        holes.erase(path);
     }
 };
 

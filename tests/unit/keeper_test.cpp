@@ -20,6 +20,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
+using ::testing::StartsWith;
 using test::FakeFilesystems;
 
 constexpr std::uint64_t extent = 4 * MiB;
@@ -530,7 +531,8 @@ TEST_F(KeeperTest, CooldownDelaysTheNextAutomaticGrow)
     EXPECT_EQ(runner.count("lvextend"), 1U);
     scheduler.advance(1ms);
     EXPECT_EQ(runner.count("lvextend"), 2U);
-    EXPECT_EQ(modelLvSize(), lvSize + 2 * step);
+    // The writer filled about 580M in those 2 s: the second step is larger than GrowStep.
+    EXPECT_GT(modelLvSize(), lvSize + 2 * step);
     EXPECT_EQ(listener.grows.size(), 2U);
 }
 
@@ -1018,6 +1020,7 @@ TEST_F(KeeperTest, AddedDiskGrowsAWaitingVolumeWithoutWaitingForAWrite)
     // The VG ran dry with /data over GrowAt; writers now fail with ENOSPC, which fanotify does not report.
     lvmModel.setVgFree("vg0", 0);
     startKeeper();
+    scheduler.advance(6s); // the fill below is not one fast writer: no fill rate, the plain GrowStep
     fill(99);
     keeper->onActivity("/data");
     ASSERT_EQ(listener.exhausted.size(), 1U);
@@ -1043,7 +1046,7 @@ TEST_F(KeeperTest, OversizedManualGrowDoesNotStopAutoGrow)
     EXPECT_EQ(kindOf(r.error), ErrorKind::NoSpace);
     EXPECT_THAT(listener.exhausted, IsEmpty());
 
-    scheduler.advance(5s);
+    scheduler.advance(6s); // past the cooldown, and the jump below is no fill rate
     fill(95);
     keeper->onActivity("/data");
     ASSERT_EQ(runner.count("lvextend"), 1U);
@@ -1375,6 +1378,202 @@ TEST_F(KeeperTest, StatusChangesAreRateLimitedWithProperties)
     scheduler.advance(250ms);
     ASSERT_EQ(listener.statuses.size(), before + 1);
     EXPECT_EQ(listener.statuses.back(), "/data 75% used, grows at 90% by 500M");
+}
+
+
+// ---- issue 5: fill rate, automatic disks, exhaustion ------------------------------------------------------
+
+/// A writer at bytesPerSecond for duration, as fanotify reports it: an event every 20 ms.
+void write(test::FakeScheduler& scheduler, FakeFilesystems& fs, Keeper& keeper, double bytesPerSecond,
+           std::chrono::milliseconds duration)
+{
+    for (auto elapsed = 0ms; elapsed < duration; elapsed += 20ms)
+    {
+        scheduler.advance(20ms);
+        auto& u = fs.usages["/data"];
+        auto bytes = static_cast<std::uint64_t>(bytesPerSecond * 0.020);
+        bytes = std::min(bytes, u.available);
+        u.used += bytes;
+        u.available -= bytes;
+        keeper.onActivity("/data");
+    }
+}
+
+TEST_F(KeeperTest, FastWriterGrowsBeforeGrowAtByALargerStep)
+{
+    startKeeper();
+    scheduler.advance(10s);
+    fill(60); // 60% of 2868M: about 1.1G available
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvextend"), 0U);
+
+    // 200M/s with an assumed 5 s grow needs 2G of headroom: grow long before 90%.
+    write(scheduler, fs, *keeper, 200.0 * MiB, 500ms);
+    ASSERT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_LT(fs.usages["/data"].usedPercent(), 90.0);
+    EXPECT_TRUE(listener.thresholds.empty());
+    EXPECT_GT(data().fillRate, 150.0 * MiB);
+    EXPECT_LT(data().fillRate, 250.0 * MiB);
+    // The step is twice the headroom, capped by the VG (2G free): more than GrowStep.
+    EXPECT_GT(modelLvSize(), lvSize + step);
+}
+
+TEST_F(KeeperTest, LastGrowDurationIsMeasuredFromJobStartToFilesystemGrown)
+{
+    startKeeper();
+    EXPECT_EQ(data().lastGrowDuration, 0ms);
+    runner.holdNext("resize2fs");
+    GrowResult r;
+    keeper->grow("/data", "+100M", into(r));
+    scheduler.advance(3500ms);
+    ASSERT_TRUE(runner.release("resize2fs"));
+    ASSERT_FALSE(r.error);
+    EXPECT_EQ(data().lastGrowDuration, 3500ms);
+}
+
+TEST_F(KeeperTest, SlowWriterWaitsForGrowAtAndGrowsByGrowStep)
+{
+    startKeeper();
+    scheduler.advance(10s);
+    fill(89.9);
+    keeper->onActivity("/data");
+    write(scheduler, fs, *keeper, 1.0 * MiB, 5000ms);
+    ASSERT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(modelLvSize(), lvSize + step);
+    EXPECT_EQ(listener.thresholds.size(), 1U);
+}
+
+TEST_F(KeeperTest, FillRateFadesWhenTheWriterStops)
+{
+    startKeeper();
+    scheduler.advance(10s);
+    fill(20);
+    keeper->onActivity("/data");
+    write(scheduler, fs, *keeper, 10.0 * MiB, 1000ms);
+    EXPECT_GT(data().fillRate, 0.0);
+    scheduler.advance(10s);
+    keeper->onBackstop();
+    EXPECT_EQ(data().fillRate, 0.0);
+}
+
+TEST_F(KeeperTest, AutoAddDiskAddsADiskBeforeGrowingWhenTheVgCannotHoldTheStep)
+{
+    config.disks.autoAddDisk = true;
+    lvmModel.setVgFree("vg0", 100 * MiB);
+    startKeeper();
+    scheduler.advance(10s);
+    fill(95);
+    keeper->onActivity("/data");
+    ASSERT_EQ(disks.created.size(), 1U);
+    EXPECT_EQ(disks.created[0], std::make_pair(std::string("/media/disk3.img"), 1800 * MiB));
+    ASSERT_EQ(listener.disksAdded.size(), 1U);
+    ASSERT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(modelLvSize(), lvSize + step);
+    EXPECT_THAT(listener.exhausted, IsEmpty());
+    EXPECT_THAT(state.stored, Contains("/media/disk3.img"));
+}
+
+TEST_F(KeeperTest, AutoAddDiskAddsTheNextDiskRightAfterTheGrowThatLeftTheVgShort)
+{
+    config.disks.autoAddDisk = true;
+    lvmModel.setVgFree("vg0", 600 * MiB);
+    startKeeper();
+    scheduler.advance(10s);
+    fill(95);
+    keeper->onActivity("/data");
+    ASSERT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(modelLvSize(), lvSize + step);
+    // 100M left cannot hold the next 500M step: a disk now, while writers still have room.
+    ASSERT_EQ(disks.created.size(), 1U);
+    EXPECT_EQ(listener.disksAdded.size(), 1U);
+}
+
+TEST_F(KeeperTest, AutoAddDiskOffLeavesTheVgAloneAndSaysVgFull)
+{
+    lvmModel.setVgFree("vg0", 0);
+    startKeeper();
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_TRUE(disks.created.empty());
+    ASSERT_EQ(listener.exhausted.size(), 1U);
+    EXPECT_THAT(listener.exhausted[0].second, StartsWith("vg-full:"));
+    EXPECT_THAT(listener.exhausted[0].second, HasSubstr("AutoAddDisk=no"));
+}
+
+TEST_F(KeeperTest, AutoAddDiskStopsAtMaxDisksWithOneSpaceExhausted)
+{
+    config.disks.autoAddDisk = true;
+    config.disks.maxDisks = 3; // the VG already has 3
+    lvmModel.setVgFree("vg0", 0);
+    startKeeper();
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_TRUE(disks.created.empty());
+    ASSERT_EQ(listener.exhausted.size(), 1U);
+    EXPECT_THAT(listener.exhausted[0].second, StartsWith("max-disks:"));
+    EXPECT_THAT(listener.exhausted[0].second, HasSubstr("MaxDisks=3"));
+
+    // It keeps serving and stays quiet: no retries, no second signal while it stays full.
+    for (int n = 0; n < 5; ++n)
+    {
+        scheduler.advance(10s);
+        keeper->onActivity("/data");
+    }
+    EXPECT_EQ(listener.exhausted.size(), 1U);
+    EXPECT_TRUE(disks.created.empty());
+}
+
+TEST_F(KeeperTest, AutoAddDiskWithoutHostSpaceSaysSoAndRetriesWhenSpaceComesBack)
+{
+    config.disks.autoAddDisk = true;
+    lvmModel.setVgFree("vg0", 0);
+    fs.usages["/media"] = FakeFilesystems::usageOf(40 * GiB, 99.5); // 204M free < 1800M + 256M
+    startKeeper();
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_TRUE(disks.created.empty());
+    ASSERT_EQ(listener.exhausted.size(), 1U);
+    EXPECT_THAT(listener.exhausted[0].second, StartsWith("no-host-space:"));
+
+    scheduler.advance(60s);
+    keeper->onBackstop(); // still no space: nothing new
+    EXPECT_EQ(listener.exhausted.size(), 1U);
+    EXPECT_TRUE(disks.created.empty());
+
+    fs.usages["/media"] = FakeFilesystems::usageOf(40 * GiB, 50); // the admin restarted the holder
+    scheduler.advance(60s);
+    keeper->onBackstop();
+    ASSERT_EQ(disks.created.size(), 1U);
+    EXPECT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_EQ(listener.exhausted.size(), 1U);
+}
+
+TEST_F(KeeperTest, MaxSizeIsExhaustionThatNoDiskCanHelp)
+{
+    config.disks.autoAddDisk = true;
+    config.volumes[0].maxSize = lvSize;
+    startKeeper();
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_TRUE(disks.created.empty());
+    ASSERT_EQ(listener.exhausted.size(), 1U);
+    EXPECT_THAT(listener.exhausted[0].second, StartsWith("max-size:"));
+}
+
+TEST_F(KeeperTest, BackstopKeepsRecordedImagesAllocated)
+{
+    startKeeper();
+    disks.holes["/media/disk1.img"] = 64 * MiB; // ext4 lazy init punched holes through the loop device
+    keeper->onBackstop();
+    EXPECT_THAT(disks.allocations, ElementsAre("/media/disk1.img"));
+    EXPECT_TRUE(disks.holes.empty());
+
+    // A host without space: logged once, retried at the next backstop, never fatal.
+    disks.holes["/media/disk2.img"] = 64 * MiB;
+    disks.allocateFails = true;
+    keeper->onBackstop();
+    keeper->onBackstop();
+    EXPECT_EQ(disks.allocations.size(), 3U);
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <deque>
 #include <limits>
 
 namespace lvkeeper
@@ -323,6 +324,118 @@ TEST(StatusFragment, AutoGrowOff)
     auto c = dataConfig();
     c.autoGrow = false;
     EXPECT_EQ(policy::statusFragment(c, spaceUsage(250, 750), true, false), "/data 25% used, auto-grow off");
+}
+
+
+// ---- fill rate and headroom ----------------------------------------------------------------
+
+using Clock = std::chrono::steady_clock;
+const Clock::time_point t0{};
+
+std::deque<policy::UsageSample> samples(std::initializer_list<std::pair<int, std::uint64_t>> points,
+                                        const policy::Headroom& tuning = {})
+{
+    std::deque<policy::UsageSample> history;
+    for (auto [ms, used] : points)
+    {
+        policy::recordSample(history, {t0 + std::chrono::milliseconds(ms), used}, tuning);
+    }
+    return history;
+}
+
+TEST(FillRate, SteadyWriterIsMeasuredInBytesPerSecond)
+{
+    auto h = samples({{0, 100 * MiB}, {500, 150 * MiB}, {1000, 200 * MiB}});
+    EXPECT_DOUBLE_EQ(policy::fillRate(h, {}), 100.0 * MiB);
+}
+
+TEST(FillRate, TooLittleHistoryIsNoRate)
+{
+    policy::Headroom tuning;
+    EXPECT_EQ(policy::fillRate(samples({{0, 100 * MiB}}), tuning), 0.0);
+    // 50 ms of history is below minimumSpan: a burst that tells nothing yet.
+    EXPECT_EQ(policy::fillRate(samples({{0, 100 * MiB}, {50, 200 * MiB}}), tuning), 0.0);
+}
+
+TEST(FillRate, FreeingSpaceIsNotANegativeRate)
+{
+    EXPECT_EQ(policy::fillRate(samples({{0, 500 * MiB}, {1000, 100 * MiB}}), {}), 0.0);
+}
+
+TEST(FillRate, OldSamplesFallOutOfTheWindow)
+{
+    // Fast at first, then slow: only the last 5 s count.
+    auto h = samples({{0, 0}, {1000, 1000 * MiB}, {7000, 1000 * MiB}, {8000, 1010 * MiB}});
+    EXPECT_EQ(h.size(), 2u);
+    EXPECT_DOUBLE_EQ(policy::fillRate(h, {}), 10.0 * MiB);
+}
+
+TEST(FillRate, HistoryIsBounded)
+{
+    policy::Headroom tuning;
+    std::deque<policy::UsageSample> h;
+    for (int i = 0; i < 1000; ++i)
+    {
+        policy::recordSample(h, {t0 + std::chrono::milliseconds(i), static_cast<std::uint64_t>(i) * MiB}, tuning);
+    }
+    EXPECT_EQ(h.size(), tuning.maxSamples);
+}
+
+TEST(TimeToFull, IsAvailableOverRateRoundedUp)
+{
+    EXPECT_EQ(policy::timeToFull(1000 * MiB, 100.0 * MiB), 10);
+    EXPECT_EQ(policy::timeToFull(1001 * MiB, 100.0 * MiB), 11);
+    EXPECT_EQ(policy::timeToFull(1000 * MiB, 0.0), -1);
+    EXPECT_GT(policy::timeToFull(std::numeric_limits<std::uint64_t>::max(), 1e-300), 0);
+}
+
+TEST(Headroom, IsRateTimesGrowDurationTimesSafety)
+{
+    policy::Headroom tuning; // safety 2
+    EXPECT_EQ(policy::headroomNeeded(100.0 * MiB, 3000ms, tuning), 600 * MiB);
+    EXPECT_EQ(policy::headroomNeeded(0.0, 3000ms, tuning), 0u);
+    EXPECT_EQ(policy::plannedGrowDuration(0ms, tuning), tuning.assumedGrow);
+    EXPECT_EQ(policy::plannedGrowDuration(1234ms, tuning), 1234ms);
+}
+
+TEST(NeedsGrow, GrowAtStillRulesForASlowWriter)
+{
+    VolumeConfig c; // GrowAt 90
+    EXPECT_FALSE(policy::needsGrow(c, spaceUsage(800 * MiB, 200 * MiB), 1.0 * MiB, 3000ms, {}));
+    EXPECT_TRUE(policy::needsGrow(c, spaceUsage(900 * MiB, 100 * MiB), 0.0, 3000ms, {}));
+}
+
+TEST(NeedsGrow, AFastWriterGrowsBeforeGrowAt)
+{
+    VolumeConfig c;
+    // 50% used, but 500M left is less than 100M/s x 3 s x 2.
+    EXPECT_TRUE(policy::needsGrow(c, spaceUsage(500 * MiB, 500 * MiB), 100.0 * MiB, 3000ms, {}));
+    EXPECT_FALSE(policy::needsGrow(c, spaceUsage(500 * MiB, 700 * MiB), 100.0 * MiB, 3000ms, {}));
+}
+
+TEST(Urgent, CooldownIsSkippedOnlyWhenTheWriterWouldFillItsWait)
+{
+    auto u = spaceUsage(900 * MiB, 300 * MiB);
+    EXPECT_TRUE(policy::urgent(u, 100.0 * MiB, 2000ms, 1000ms, {}));   // needs 600M
+    EXPECT_FALSE(policy::urgent(u, 10.0 * MiB, 2000ms, 1000ms, {}));   // needs 60M
+    EXPECT_FALSE(policy::urgent(u, 0.0, 2000ms, 1000ms, {}));
+}
+
+TEST(AutoStep, SlowWriterGetsGrowStepFastWriterMore)
+{
+    EXPECT_EQ(policy::autoStep(500 * MiB, 1.0 * MiB, 3000ms, {}), 500 * MiB);
+    // 100M/s x 3 s x 2 = 600M headroom: step is twice that.
+    EXPECT_EQ(policy::autoStep(500 * MiB, 100.0 * MiB, 3000ms, {}), 1200 * MiB);
+    EXPECT_GE(policy::autoStep(500 * MiB, 100.0 * MiB, 3000ms, {}), 500 * MiB);
+}
+
+TEST(DisksToAdd, CoversTheShortfallInWholeImages)
+{
+    EXPECT_EQ(policy::disksToAdd(500 * MiB, 600 * MiB, 256 * MiB), 0u);
+    EXPECT_EQ(policy::disksToAdd(500 * MiB, 400 * MiB, 256 * MiB), 1u);
+    EXPECT_EQ(policy::disksToAdd(1000 * MiB, 0, 256 * MiB), 4u);
+    EXPECT_EQ(policy::disksToAdd(1000 * MiB, 0, 0), 0u);
+    EXPECT_EQ(policy::disksToAdd(std::numeric_limits<std::uint64_t>::max(), 0, 1), 64u);
 }
 
 } // namespace

@@ -13,6 +13,7 @@ AdoptLoopDevices=yes
 CONF
 step systemctl start lvkeeperd
 wait_active
+availability_start
 monitor_start
 
 fallocate -l 200M /media/byhand.img
@@ -37,3 +38,4 @@ journalctl -u lvkeeperd -o cat --no-pager | grep -q "adopt-skipped device=$dev2"
 [[ $(sha256sum /media/hasfs.img | cut -d' ' -f1) == "$sum_before" ]] || fail "hasfs.img was written"
 pass "a device with a signature is logged and left alone"
 monitor_stop
+availability_report

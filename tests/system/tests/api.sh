@@ -22,6 +22,7 @@ status=$(systemctl show -p StatusText --value lvkeeperd)
 log "STATUS=$status"
 [[ $status == "/data "*"% used, grows at 90% by 100M"* ]] || fail "unexpected STATUS: $status"
 pass "systemd shows STATUS: $status"
+availability_start
 monitor_start
 
 introspect=$(busctl introspect "$BUSNAME" "$OBJ")
@@ -92,4 +93,5 @@ out=$(step call Diagnose)
 log "Diagnose: $out"
 [[ $out == "a(sssss) "* ]] || fail "Diagnose returned $out"
 monitor_stop
+availability_report
 pass "api"

@@ -111,3 +111,52 @@ write_config() {
   mkdir -p /etc/lvkeeper
   cat >/etc/lvkeeper/lvkeeper.conf
 }
+
+# wait_itable_zeroed DEV [TIMEOUT_S]: waits until ext4's lazy inode-table init has zeroed every block
+# group of DEV. After an online grow the kernel zeroes the new groups' inode tables in the background
+# (ext4lazyinit); through a loop device those zeroes are punched as holes into the image file, so an
+# image only stays fully allocated once that is over.
+wait_itable_zeroed() {
+  local dev=$1 timeout=${2:-300} groups zeroed
+  local deadline=$(( $(date +%s) + timeout ))
+  while :; do
+    groups=$(dumpe2fs "$dev" 2>/dev/null | grep -c '^Group [0-9]*:' || true)
+    zeroed=$(dumpe2fs "$dev" 2>/dev/null | grep '^Group [0-9]*:' | grep -c 'ITABLE_ZEROED' || true)
+    (( groups > 0 && zeroed == groups )) && { log "ext4 lazy init done: $zeroed of $groups groups zeroed"; return 0; }
+    (( $(date +%s) > deadline )) && fail "ext4 lazy init of $dev not done after ${timeout}s ($zeroed of $groups groups)"
+    sleep 2
+  done
+}
+
+# Availability (issue 3, item 4): objects on /data served over HTTP by the lab's object server
+# (kept alive by its wrapper), fetched and checked by the probe several times a second while the
+# test drives lvkeeper. The manifest lives on /data, so it survives lab-reboot with the objects.
+LK_AVAIL_PORT=8081
+LK_AVAIL_MANIFEST=/data/.lab-manifest.sha256
+availability_start() {
+  local count=${1:-200}
+  if [[ ! -s $LK_AVAIL_MANIFEST ]]; then
+    mkdir -p /data/objects
+    "$LK_GUEST/mkobjects" --dir /data/objects --count "$count" --size 4096-65536 \
+      --manifest "$LK_AVAIL_MANIFEST" >/dev/null || fail "mkobjects failed"
+  fi
+  mkdir -p /run/lab /var/log/lab
+  (cd / && exec setsid "$LK_GUEST/objserver-run" --root /data/objects --port "$LK_AVAIL_PORT" \
+    </dev/null >>/var/log/lab/objserver.log 2>&1) &
+  "$LK_GUEST/probe" start --url "http://127.0.0.1:$LK_AVAIL_PORT" --manifest "$LK_AVAIL_MANIFEST" \
+    || fail "the probe could not reach the object server"
+  log "availability: object server on :$LK_AVAIL_PORT, probe running"
+}
+# availability_report: stops the probe, prints requests, failures and the longest gap; fails on
+# any failed request.
+availability_report() {
+  local out rc=0
+  out=$("$LK_GUEST/probe" stop 2>&1) || rc=$?
+  log "availability: ${out%%$'\n'*}"
+  [[ $out == *$'\n'* ]] && printf '%s\n' "${out#*$'\n'}" >&2
+  if [[ -s /run/lab/objserver-run.pid ]]; then
+    kill "$(cat /run/lab/objserver-run.pid)" 2>/dev/null || true
+  fi
+  (( rc == 0 )) || fail "the object server failed requests while lvkeeper worked"
+  pass "availability: zero failed requests"
+}

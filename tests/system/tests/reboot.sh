@@ -18,6 +18,7 @@ CONF
   step systemctl enable lvkeeperd.service lvkeeper-attach.service
   step systemctl start lvkeeperd
   wait_active
+  availability_start
   out=$(step call AddDisk ss vg0 "")
   log "$out"
   for _ in $(seq 1 300); do
@@ -27,6 +28,7 @@ CONF
   log "recorded images: $(tr '\n' ' ' </var/lib/lvkeeper/images)"
   [[ $(wc -l </var/lib/lvkeeper/images) == 3 ]] || fail "expected the 2 found and 1 added image recorded"
   echo "written before the reboot" >/data/marker
+  availability_report
   sync
   log "rebooting"
   lab-reboot
@@ -50,3 +52,8 @@ status=$(systemctl show -p StatusText --value lvkeeperd)
 [[ $status == "/data "*"% used, grows at 90% by 100M"* ]] || fail "unexpected STATUS after boot: $status"
 pass "lvkeeperd running after boot: $status"
 systemd-analyze critical-chain lvkeeperd.service --no-pager 2>/dev/null | head -n 12 || true
+# The objects came back with /data: serve them again while lvkeeperd grows the volume once.
+availability_start
+out=$(step call Grow ss /data +100M)
+log "$out"
+availability_report
