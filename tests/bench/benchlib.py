@@ -281,27 +281,29 @@ class Daemon:
 
     def _start_drain(self):
         # systemd reads every notification; a full socket would block the daemon's sd_notify (STATUS=
-        # on each usage change), so keep reading, in a thread, for as long as the daemon runs.
-        self.notifications = 0
-        self.last_status = None
-        self._draining = True
-        sock = self.notify
+        # on each usage change). A process of its own reads them, not a thread of ours: a thread here
+        # would take the GIL from a benchmark's writer each time the daemon says something.
+        counts = os.path.join(self.tmp, "notifications")
+        code = ("import ctypes,signal,socket,sys\n"
+                "ctypes.CDLL(None).prctl(1, signal.SIGTERM)\n"  # PR_SET_PDEATHSIG: go when we go
+                "s=socket.socket(fileno=int(sys.argv[1]))\n"
+                "n=0\n"
+                "def done(*_):\n"
+                " open(sys.argv[2],'w').write(str(n)); sys.exit(0)\n"
+                "signal.signal(signal.SIGTERM,done)\n"
+                "while True:\n"
+                " s.recv(4096); n+=1\n")
+        fd = self.notify.fileno()
+        self._drainer = subprocess.Popen([sys.executable, "-c", code, str(fd), counts], pass_fds=[fd])
+        self._counts = counts
 
-        def drain():
-            while self._draining:
-                r, _, _ = select.select([sock], [], [], 0.2)
-                if r:
-                    try:
-                        note = sock.recv(4096).decode(errors="replace")
-                    except OSError:
-                        return
-                    self.notifications += 1
-                    for line in note.splitlines():
-                        if line.startswith("STATUS="):
-                            self.last_status = line[7:]
-
-        self._drainer = threading.Thread(target=drain, daemon=True)
-        self._drainer.start()
+    def notifications(self):
+        """How many sd_notify messages the last run of the daemon sent after READY (after stop())."""
+        try:
+            with open(self._counts) as f:
+                return int(f.read())
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def stop(self):
         # The drain goes on until the daemon is gone: it may be sending STATUS= as it exits.
@@ -311,8 +313,7 @@ class Daemon:
                 print(f"bench: lvkeeperd exited {self.proc.returncode}: {self.log_tail()}", file=sys.stderr)
             self.proc = None
         if getattr(self, "_drainer", None) is not None:
-            self._draining = False
-            self._drainer.join()
+            stop_process(self._drainer, 5)
             self._drainer = None
         if self.notify is not None:
             self.notify.close()
@@ -560,7 +561,9 @@ class ExternalEvents:
                     self.mount_changes.append(now)
 
     def between(self, t0, t1):
-        return ([m for t, m in self.uevents if t0 <= t <= t1], [t for t in self.mount_changes if t0 <= t <= t1])
+        """(uevents, mount changes) in [t0, t1], as (seconds after t0, what) pairs."""
+        return ([(round(t - t0, 3), m) for t, m in self.uevents if t0 <= t <= t1],
+                [(round(t - t0, 3), "mount table changed") for t in self.mount_changes if t0 <= t <= t1])
 
     def close(self):
         self._stop = True
