@@ -154,11 +154,11 @@ class PrivateBus:
 
 
 class SystemBus:
-    """The machine's own system bus (in the lab: the bus the installed lvkeeperd is on)."""
+    """The machine's own system bus (in the lab: the bus the installed lvkeeperd is on), or the one
+    DBUS_SYSTEM_BUS_ADDRESS names, as for any system bus client."""
 
     def __init__(self):
         self.env = dict(os.environ)
-        self.env.pop("DBUS_SYSTEM_BUS_ADDRESS", None)
 
 
 def stop_process(proc, timeout=10):
