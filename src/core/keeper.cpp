@@ -245,6 +245,7 @@ struct Keeper::Impl
             }
             return false;
         }
+        MountInfo previous = v.mount;
         v.mount = *mount;
         v.mounted = true;
         v.readOnly = mount->readOnly;
@@ -276,7 +277,11 @@ struct Keeper::Impl
                 listener->readOnly(v.config.mountPoint, reason);
             }
         }
-        markDirty(i);
+        if (!sameFs || v.readOnly != wasReadOnly || mount->source != previous.source)
+        {
+            // Only a real change: every backstop tick and every mount anywhere comes through here.
+            markDirty(i);
+        }
         return !sameFs;
     }
 

@@ -195,14 +195,95 @@ int FanotifyWatch::onUnmute(sd_event_source* /*source*/, std::uint64_t /*usec*/,
     auto* self = static_cast<FanotifyWatch*>(userdata);
     // Level-triggered: whatever queued (and merged) while muted makes the fd readable at once.
     sd_event_source_set_enabled(self->ioSource_, SD_EVENT_ON);
+    self->unquiet();
     return 0;
 }
 
-void FanotifyWatch::mute()
+bool FanotifyWatch::changeWriteBits(const Fsid& fsid, bool add)
+{
+    auto mounts = byFsid_.find(fsid);
+    if (mounts == byFsid_.end() || mounts->second.empty())
+    {
+        return false;
+    }
+    const std::string& mountPoint = *mounts->second.begin();
+    UniqueFd dir(::open(mountPoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    try
+    {
+        if (!dir || fsidOf(dir.get(), mountPoint) != fsid)
+        {
+            return false; // unmounted or mounted over: the mark went with its superblock
+        }
+    }
+    catch (const std::system_error&)
+    {
+        return false;
+    }
+    unsigned flags = (add ? FAN_MARK_ADD : FAN_MARK_REMOVE) | FAN_MARK_FILESYSTEM;
+    if (::fanotify_mark(fd_, flags, baseMask, dir.get(), nullptr) < 0)
+    {
+        if (errno != ENOENT)
+        {
+            spdlog::warn("event=fanotify-mask-failed mount={} add={} error=\"{}\"", mountPoint, add,
+                         std::strerror(errno));
+        }
+        return false;
+    }
+    return true;
+}
+
+void FanotifyWatch::quiet(const std::set<Fsid>& filesystems)
+{
+    // While muted the kernel would still build an event for every new file a writer creates (they do
+    // not merge): take the write bits off the busy filesystems' marks (FAN_FS_ERROR stays) and put
+    // them back at unmute, then look once, since writes in between were not reported.
+    for (const auto& fsid : filesystems)
+    {
+        if (!quieted_.count(fsid) && changeWriteBits(fsid, false))
+        {
+            quieted_.insert(fsid);
+        }
+    }
+}
+
+void FanotifyWatch::unquiet()
+{
+    auto quieted = std::move(quieted_);
+    quieted_.clear();
+    std::set<std::string> look;
+    for (const auto& fsid : quieted)
+    {
+        if (marks_.empty() || !byFsid_.count(fsid) || byFsid_[fsid].empty())
+        {
+            continue;
+        }
+        if (!changeWriteBits(fsid, true))
+        {
+            spdlog::warn("event=fanotify-rearm-failed fsid={}:{}", fsid.first, fsid.second);
+        }
+        look.insert(byFsid_[fsid].begin(), byFsid_[fsid].end());
+    }
+    for (const auto& mountPoint : look)
+    {
+        try
+        {
+            if (activity_)
+            {
+                activity_(mountPoint);
+            }
+        }
+        catch (const std::exception& e)
+        {
+            spdlog::error("event=fanotify-callback-threw mount={} error=\"{}\"", mountPoint, e.what());
+        }
+    }
+}
+
+bool FanotifyWatch::mute()
 {
     if (minInterval_.count() <= 0)
     {
-        return;
+        return false;
     }
     auto usec = static_cast<std::uint64_t>(std::chrono::microseconds(minInterval_).count());
     int r = 0;
@@ -226,9 +307,10 @@ void FanotifyWatch::mute()
     {
         // Without the timer nothing would turn the fd back on: stay unmuted, just unbounded.
         spdlog::warn("event=fanotify-unmute-timer-failed error=\"{}\"", std::strerror(-r));
-        return;
+        return false;
     }
     sd_event_source_set_enabled(ioSource_, SD_EVENT_OFF);
+    return true;
 }
 
 void FanotifyWatch::drain()
@@ -236,6 +318,7 @@ void FanotifyWatch::drain()
     alignas(fanotify_event_metadata) std::array<char, 65536> buffer{};
     std::set<std::string> active;
     std::set<std::string> failed;
+    std::set<Fsid> busy;
     bool gotEvents = false;
 
     auto noteAll = [&](std::set<std::string>& into)
@@ -316,6 +399,10 @@ void FanotifyWatch::drain()
                     {
                         auto& into = (meta.mask & FAN_FS_ERROR) != 0 ? failed : active;
                         into.insert(found->second.begin(), found->second.end());
+                        if ((meta.mask & FAN_FS_ERROR) == 0)
+                        {
+                            busy.insert(found->first);
+                        }
                     }
                     break;
                 }
@@ -328,7 +415,10 @@ void FanotifyWatch::drain()
     {
         return;
     }
-    mute();
+    if (mute())
+    {
+        quiet(busy);
+    }
 
     for (const auto& mountPoint : failed)
     {

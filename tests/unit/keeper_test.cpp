@@ -1605,5 +1605,23 @@ TEST_F(KeeperTest, BackstopKeepsRecordedImagesAllocated)
     EXPECT_EQ(disks.allocations.size(), 3U);
 }
 
+TEST_F(KeeperTest, BackstopWithNothingChangedPublishesNothing)
+{
+    startKeeper();
+    scheduler.advance(1s);
+    auto changes = listener.changed.size();
+    for (int n = 0; n < 3; ++n)
+    {
+        keeper->onBackstop();
+        keeper->onMountsChanged(); // some other mount somewhere
+        scheduler.advance(1s);
+    }
+    EXPECT_EQ(listener.changed.size(), changes);
+    fill(30);
+    keeper->onBackstop();
+    scheduler.advance(1s);
+    EXPECT_EQ(listener.changed.size(), changes + 1);
+}
+
 } // namespace
 } // namespace lvkeeper

@@ -14,8 +14,10 @@ namespace lvkeeper::sys
 
 /// One fanotify group (FAN_REPORT_FID) with a FAN_MARK_FILESYSTEM mark per watched mount,
 /// for FAN_MODIFY | FAN_CLOSE_WRITE (and FAN_FS_ERROR where the kernel has it).
-/// After a batch of events the fd is muted for minInterval, so a burst costs at most one
-/// callback per interval however many writes it has. Callbacks must not destroy the watch.
+/// After a batch of events the fd is muted for minInterval and the busy filesystems' marks stop
+/// reporting writes until then (so the kernel builds no event per new file meanwhile); at unmute the
+/// marks are re-armed and activity is reported once for them. A burst costs at most two callbacks
+/// per interval however many writes it has. Callbacks must not destroy the watch.
 class FanotifyWatch
 {
   public:
@@ -44,7 +46,13 @@ class FanotifyWatch
     static int onIo(sd_event_source* source, int fd, std::uint32_t revents, void* userdata);
     static int onUnmute(sd_event_source* source, std::uint64_t usec, void* userdata);
     void drain();
-    void mute();
+    /// Turns the fd off for minInterval; false when it could not (then nothing is quieted).
+    bool mute();
+    /// Takes FAN_MODIFY | FAN_CLOSE_WRITE off the marks of busy filesystems for the mute.
+    void quiet(const std::set<Fsid>& filesystems);
+    /// Puts them back and reports activity once for each (its writes meanwhile went unreported).
+    void unquiet();
+    bool changeWriteBits(const Fsid& fsid, bool add);
     std::uint64_t markMask() const;
 
     sd_event* event_;
@@ -58,6 +66,7 @@ class FanotifyWatch
     sd_event_source* unmuteSource_ = nullptr;
     std::map<std::string, Fsid> marks_;            ///< mount point -> fsid of its filesystem
     std::map<Fsid, std::set<std::string>> byFsid_; ///< fsid -> mount points (bind mounts share one)
+    std::set<Fsid> quieted_;                       ///< filesystems whose write bits are off until unmute
 };
 
 } // namespace lvkeeper::sys
