@@ -157,6 +157,10 @@ availability_report() {
   if [[ -s /run/lab/objserver-run.pid ]]; then
     kill "$(cat /run/lab/objserver-run.pid)" 2>/dev/null || true
   fi
-  (( rc == 0 )) || fail "the object server failed requests while lvkeeper worked"
+  if (( rc != 0 )); then
+    echo "--- /var/log/lab/objserver.log (last 30 lines)" >&2
+    tail -n 30 /var/log/lab/objserver.log >&2 || true
+    fail "the object server failed requests while lvkeeper worked"
+  fi
   pass "availability: zero failed requests"
 }
