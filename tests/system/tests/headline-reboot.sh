@@ -4,7 +4,7 @@ losetup -l
 findmnt /data || fail "/data is not mounted after the reboot"
 [[ $(findmnt -n -o OPTIONS /data) == rw,* ]] || fail "/data came back read-only"
 pvs_before=$(cat /data/.pvs-before-reboot)
-pvs_now=$(pvs --noheadings -o pv_name vg0 | wc -l)
+pvs_now=$(pvs --noheadings -o pv_name -S vg_name=vg0 | wc -l)
 missing=$(vgs --noheadings -o vg_missing_pv_count vg0 | tr -d ' ')
 (( pvs_now == pvs_before && missing == 0 )) || fail "vg0 has $pvs_now PVs ($missing missing), had $pvs_before"
 size=$(df -B1 --output=size /data | tail -n1 | tr -d ' ')

@@ -116,7 +116,7 @@ echo "/dev/vg0/data0 /data ext4 defaults 0 2" >>/etc/fstab
 step systemctl enable lvkeeperd.service lvkeeper-attach.service
 cp "$MANIFEST" "$LK_AVAIL_MANIFEST"
 df -B1 --output=size /data | tail -n1 | tr -d ' ' >/data/.size-before-reboot
-pvs --noheadings -o pv_name vg0 | wc -l >/data/.pvs-before-reboot
+pvs --noheadings -o pv_name -S vg_name=vg0 | wc -l >/data/.pvs-before-reboot
 sync
 lab-reboot
 exit 1

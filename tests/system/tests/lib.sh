@@ -143,6 +143,14 @@ availability_start() {
   mkdir -p /run/lab /var/log/lab
   (cd / && exec setsid "$LK_GUEST/objserver-run" --root /data/objects --port "$LK_AVAIL_PORT" \
     </dev/null >>/var/log/lab/objserver.log 2>&1) &
+  # The probe counts every refused connection: start it once the server answers.
+  local first i
+  first=$(awk 'NR == 1 {print $2; exit}' "$LK_AVAIL_MANIFEST")
+  for i in $(seq 1 300); do
+    curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$LK_AVAIL_PORT/$first" 2>/dev/null && break
+    (( i < 300 )) || fail "the object server did not answer within 60 s"
+    sleep 0.2
+  done
   "$LK_GUEST/probe" start --url "http://127.0.0.1:$LK_AVAIL_PORT" --manifest "$LK_AVAIL_MANIFEST" \
     || fail "the probe could not reach the object server"
   log "availability: object server on :$LK_AVAIL_PORT, probe running"
