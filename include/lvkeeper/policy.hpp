@@ -60,6 +60,7 @@ struct Headroom
     std::chrono::milliseconds window{5000};       ///< samples older than this do not count
     std::chrono::milliseconds minimumSpan{100};   ///< a rate needs at least this much history
     std::chrono::milliseconds assumedGrow{5000};  ///< grow duration before one was measured
+    std::chrono::milliseconds assumedAdd{10000};  ///< AddDisk duration before one was measured
     double safety = 2.0;                          ///< headroom = rate x grow duration x safety
     std::size_t maxSamples = 64;
 };
@@ -90,6 +91,11 @@ bool urgent(const FsUsage& usage, double rate, std::chrono::milliseconds wait, s
 /// The automatic step: GrowStep, or for a fast writer twice the headroom it needs, so it gets fewer, larger grows.
 std::uint64_t autoStep(std::uint64_t growStep, double rate, std::chrono::milliseconds growDuration,
                        const Headroom& tuning);
+
+/// Whether the VG, with AutoAddDisk, must get a disk now: it cannot hold what the writer fills while a disk
+/// is added and the volume grown into it (so waiting for the VG to run dry would be too late).
+bool vgShort(double rate, std::uint64_t vgFree, std::chrono::milliseconds addDuration,
+             std::chrono::milliseconds growDuration, const Headroom& tuning);
 
 /// How many disks of imageSize cover a shortfall of needed bytes beyond vgFree (0 when none is short).
 unsigned disksToAdd(std::uint64_t needed, std::uint64_t vgFree, std::uint64_t imageSize);

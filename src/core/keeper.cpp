@@ -80,6 +80,7 @@ struct Keeper::Impl
     policy::Headroom headroom;
     std::map<std::string, std::string> addDiskBlocked; ///< VG -> why auto-adding a disk failed (SpaceExhausted reason)
     std::set<std::string> addDiskQueued;               ///< VGs with an automatic AddDisk waiting in their lane
+    std::map<std::string, std::chrono::milliseconds> lastAddDuration; ///< VG -> how long the last auto add took
     std::set<std::string> allocationFailed;            ///< images fallocate could not fill (logged once)
     std::string lastStatus;
     bool started = false;
@@ -341,6 +342,7 @@ struct Keeper::Impl
         {
             maybeAutoGrow(i);
         }
+        maybeAddDiskEarly(i);
     }
 
     /// What the filesystem records as its size: statvfs leaves out metadata, so it is no measure of a resize.
@@ -785,14 +787,16 @@ struct Keeper::Impl
         setStateOfVg(vg, "adding-disk");
         spdlog::info("event=auto-add-disk vg={} remaining={}", vg, count);
         auto error = std::make_shared<Error>();
+        auto start = scheduler.now();
         addDiskJob(
             vg, config.disks.imageSize,
             [error](const std::string&, const std::string&, Error e)
             {
                 *error = e;
             },
-            [this, vg, count, error, done]()
+            [this, vg, count, error, done, start]()
             {
+                lastAddDuration[vg] = std::chrono::duration_cast<std::chrono::milliseconds>(scheduler.now() - start);
                 if (*error)
                 {
                     addDiskBlocked[vg] = addDiskFailureReason(vg, *error);
@@ -888,6 +892,31 @@ struct Keeper::Impl
             }
             it = addDiskBlocked.erase(it);
         }
+    }
+
+    std::chrono::milliseconds plannedAdd(const std::string& vg) const
+    {
+        auto it = lastAddDuration.find(vg);
+        return it != lastAddDuration.end() && it->second.count() > 0 ? it->second : headroom.assumedAdd;
+    }
+
+    /// A writer fast enough to empty the VG before a disk could be added and grown into: add it now.
+    void maybeAddDiskEarly(std::size_t i)
+    {
+        auto& v = volumes[i];
+        if (!started || !v.config.autoGrow || !v.mounted || v.readOnly || v.vg.empty() || !canAutoAddDisk(v.vg) ||
+            addDiskQueued.count(v.vg) || (v.config.maxSize && v.lvSize + v.vgFree >= *v.config.maxSize))
+        {
+            return;
+        }
+        if (!policy::vgShort(v.fillRate, v.vgFree, plannedAdd(v.vg), plannedGrow(v), headroom))
+        {
+            return;
+        }
+        auto need = policy::headroomNeeded(v.fillRate, plannedAdd(v.vg) + plannedGrow(v), headroom);
+        spdlog::info("event=vg-short vg={} vg_free={} fill_rate={}/s needed={}", v.vg, formatSize(v.vgFree),
+                     formatSize(static_cast<std::uint64_t>(v.fillRate)), formatSize(need));
+        queueAutoAddDisk(v.vg, std::max(1u, policy::disksToAdd(need, v.vgFree, config.disks.imageSize)));
     }
 
     void queueAutoAddDisk(const std::string& vg, unsigned count)

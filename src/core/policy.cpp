@@ -171,6 +171,12 @@ std::uint64_t autoStep(std::uint64_t growStep, double rate, std::chrono::millise
     return need > growStep / 2 ? std::max(growStep, 2 * need) : growStep;
 }
 
+bool vgShort(double rate, std::uint64_t vgFree, std::chrono::milliseconds addDuration,
+             std::chrono::milliseconds growDuration, const Headroom& tuning)
+{
+    return rate > 0.0 && vgFree < headroomNeeded(rate, addDuration + growDuration, tuning);
+}
+
 unsigned disksToAdd(std::uint64_t needed, std::uint64_t vgFree, std::uint64_t imageSize)
 {
     if (needed <= vgFree || imageSize == 0)

@@ -1623,5 +1623,30 @@ TEST_F(KeeperTest, BackstopWithNothingChangedPublishesNothing)
     EXPECT_EQ(listener.changed.size(), changes + 1);
 }
 
+TEST_F(KeeperTest, AFastWriterGetsADiskBeforeTheVgRunsDry)
+{
+    config.disks.autoAddDisk = true;
+    lvmModel.setVgFree("vg0", 800 * MiB);
+    startKeeper();
+    scheduler.advance(10s);
+    // 40M/s: adding a disk (10 s assumed) and growing (5 s) need 1.2G of VG; it has 800M.
+    write(scheduler, fs, *keeper, 40.0 * MiB, 300ms);
+    ASSERT_EQ(disks.created.size(), 1U);
+    EXPECT_EQ(runner.count("lvextend"), 0U); // /data itself is far from full: no grow yet
+    // One at a time: the writer goes on, the queued add is not repeated.
+    write(scheduler, fs, *keeper, 40.0 * MiB, 300ms);
+    EXPECT_EQ(disks.created.size(), 1U);
+}
+
+TEST_F(KeeperTest, ASlowWriterGetsNoEarlyDisk)
+{
+    config.disks.autoAddDisk = true;
+    lvmModel.setVgFree("vg0", 800 * MiB);
+    startKeeper();
+    scheduler.advance(10s);
+    write(scheduler, fs, *keeper, 1.0 * MiB, 1000ms);
+    EXPECT_TRUE(disks.created.empty());
+}
+
 } // namespace
 } // namespace lvkeeper

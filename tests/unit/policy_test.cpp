@@ -429,6 +429,14 @@ TEST(AutoStep, SlowWriterGetsGrowStepFastWriterMore)
     EXPECT_GE(policy::autoStep(500 * MiB, 100.0 * MiB, 3000ms, {}), 500 * MiB);
 }
 
+TEST(VgShort, AFastWriterNeedsADiskBeforeTheVgIsEmpty)
+{
+    // 40M/s while a disk is added (10 s) and grown into (5 s), x2: 1.2G.
+    EXPECT_TRUE(policy::vgShort(40.0 * MiB, 800 * MiB, 10000ms, 5000ms, {}));
+    EXPECT_FALSE(policy::vgShort(40.0 * MiB, 1300 * MiB, 10000ms, 5000ms, {}));
+    EXPECT_FALSE(policy::vgShort(0.0, 0, 10000ms, 5000ms, {})); // nobody writing: GrowAt decides
+}
+
 TEST(DisksToAdd, CoversTheShortfallInWholeImages)
 {
     EXPECT_EQ(policy::disksToAdd(500 * MiB, 600 * MiB, 256 * MiB), 0u);
