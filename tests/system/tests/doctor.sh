@@ -142,7 +142,7 @@ wait_active
 availability_start
 monitor_start
 
-log "== baseline: mkfs discarded and ext4 zeroes its inode tables lazily, which leaves the images"
+log "$(date +%T) == baseline: mkfs discarded and ext4 zeroes its inode tables lazily, which leaves the images"
 log "   sparse; Repair of every safe fix starts us clean"
 wait_itable_zeroed /dev/vg0/data0 120
 diagnose
@@ -154,7 +154,7 @@ left=$(serious_findings)
 pass "baseline: no critical or warning finding"
 
 # ---------------------------------------------------------------- lv-bigger-than-fs
-log "== lv-bigger-than-fs: lvextend without --resizefs"
+log "$(date +%T) == lv-bigger-than-fs: lvextend without --resizefs"
 df_before=$(df_size)
 fs_before=$(fs_bytes)
 step lvextend -q -L +100M vg0/data0
@@ -166,7 +166,7 @@ expect_finding lv-bigger-than-fs:/data warning "grows the filesystem"
 [[ $(finding_field lv-bigger-than-fs:/data problem) == *"100M unused"* ]] \
   || fail "lv-bigger-than-fs does not say 100M are unused: $(finding_field lv-bigger-than-fs:/data problem)"
 
-log "== a non-root user may Diagnose, and may not Repair"
+log "$(date +%T) == a non-root user may Diagnose, and may not Repair"
 diagnose nobody
 expect_finding lv-bigger-than-fs:/data warning "grows the filesystem"
 pass "nobody (uid 65534) can call Diagnose and sees the same finding"
@@ -178,7 +178,7 @@ log "non-root Repair: $out"
 pass "non-root Repair refused with AccessDenied, nothing changed"
 
 # ---------------------------------------------------------------- image-sparse
-log "== image-sparse: a hole punched at the end of disk1.img, where no extent is allocated"
+log "$(date +%T) == image-sparse: a hole punched at the end of disk1.img, where no extent is allocated"
 dev1=$(losetup -j /media/disk1.img | cut -d: -f1)
 [[ -n $dev1 ]] || fail "disk1.img is not attached"
 read -r pe_count pe_alloc < <(pvs --noheadings -o pv_pe_count,pv_pe_alloc_count "$dev1")
@@ -192,7 +192,7 @@ diagnose
 expect_finding image-sparse:/media/disk1.img warning "allocates the rest"
 expect_finding lv-bigger-than-fs:/data warning "grows the filesystem"
 
-log "== Repair of one named id applies only that one"
+log "$(date +%T) == Repair of one named id applies only that one"
 repair image-sparse:/media/disk1.img
 (( $(result_count) == 1 )) || fail "Repair of one id returned $(result_count) results"
 res=$(result_of image-sparse:/media/disk1.img)
@@ -205,7 +205,7 @@ expect_no_finding image-sparse:/media/disk1.img
 expect_finding lv-bigger-than-fs:/data warning "grows the filesystem"
 pass "image-sparse fixed alone: disk1.img fully allocated ($alloc bytes), the filesystem untouched"
 
-log "== Repair of an id no diagnosis has"
+log "$(date +%T) == Repair of an id no diagnosis has"
 repair no-such-kind:/nowhere
 res=$(result_of no-such-kind:/nowhere)
 [[ $res == "ok: not found"* ]] || fail "Repair of an unknown id returned '$res'"
@@ -213,7 +213,7 @@ res=$(result_of no-such-kind:/nowhere)
 (( $(fs_bytes) == fs_before )) || fail "Repair of an unknown id grew the filesystem"
 pass "an unknown id is answered '$res' and nothing else is done"
 
-log "== Repair grows the filesystem to its LV"
+log "$(date +%T) == Repair grows the filesystem to its LV"
 repair lv-bigger-than-fs:/data
 res=$(result_of lv-bigger-than-fs:/data)
 [[ $res == "fixed: "* ]] || fail "lv-bigger-than-fs not fixed: $res"
@@ -230,7 +230,7 @@ pass "filesystem grown online to the LV: $fs bytes (df $df_before -> $df_after)"
 wait_itable_zeroed /dev/vg0/data0 120
 
 # ---------------------------------------------------------------- vg-low
-log "== vg-low: GrowStep bigger than what vg0 has free"
+log "$(date +%T) == vg-low: GrowStep bigger than what vg0 has free"
 vg_free=$(vgs --noheadings --units b --nosuffix -o vg_free vg0 | tr -d ' ')
 config 2G
 step systemctl reload lvkeeperd
@@ -245,12 +245,12 @@ problem=$(finding_field vg-low:vg0 problem)
 [[ $problem == *"/media can hold $disks_left more 200M disks"* ]] \
   || fail "vg-low does not say /media holds $disks_left more 200M disks: $problem"
 pass "vg-low: $problem"
-log "== Repair of every safe fix does not add a disk for vg-low"
+log "$(date +%T) == Repair of every safe fix does not add a disk for vg-low"
 repair
 no_failed_result
 [[ -z $(result_of vg-low:vg0) ]] || fail "Repair with no ids touched vg-low: $(result_of vg-low:vg0)"
 [[ $(vg_field pv_count) == "$pvs_before" ]] || fail "Repair with no ids added a disk"
-log "== Repair of vg-low by name adds a disk"
+log "$(date +%T) == Repair of vg-low by name adds a disk"
 repair vg-low:vg0
 res=$(result_of vg-low:vg0)
 [[ $res == "fixed: added /media/disk2.img as /dev/loop"* ]] || fail "Repair vg-low:vg0 returned '$res'"
@@ -269,7 +269,7 @@ expect_no_finding vg-low:vg0
 pass "with GrowStep=100M vg0 is no longer low"
 
 # ---------------------------------------------------------------- image-detached
-log "== image-detached: the loop device of the recorded disk2.img is detached"
+log "$(date +%T) == image-detached: the loop device of the recorded disk2.img is detached"
 dev2=$(losetup -j /media/disk2.img | cut -d: -f1)
 [[ -n $dev2 ]] || fail "disk2.img is not attached"
 [[ $(pvs --noheadings -o pv_pe_alloc_count "$dev2" | tr -d ' ') == 0 ]] || fail "$dev2 holds extents"
@@ -292,7 +292,7 @@ expect_no_finding image-detached:/media/disk2.img
 pass "Repair re-attached disk2.img as $dev2 and vg0 has its 3 PVs, none missing"
 
 # ---------------------------------------------------------------- image-missing
-log "== image-missing: disk2.img (no extents, recorded) deleted while attached"
+log "$(date +%T) == image-missing: disk2.img (no extents, recorded) deleted while attached"
 step rm /media/disk2.img
 diagnose
 n=$(finding_count image-missing:/media/disk2.img)
@@ -315,14 +315,14 @@ res=$(result_of image-missing:/media/disk2.img)
 [[ $res == "refused: "* ]] || fail "Repair of image-missing returned '$res', expected a refusal"
 [[ $(pvs --noheadings -o vg_name "$dev2" | tr -d ' ') == vg0 ]] || fail "a refused Repair changed $dev2"
 pass "image-missing is critical, left to the admin, Repair refuses: $res"
-log "== the admin does what the fix says: drop the PV"
+log "$(date +%T) == the admin does what the fix says: drop the PV"
 step losetup -d "$dev2"
 wait_for 20 "LVM reports disk2's PV missing" missing_pvs_are 1
 step vgreduce -q --removemissing vg0
 [[ $(vg_field pv_count) == 2 && $(vg_field vg_missing_pv_count) == 0 ]] || fail "vg0 not back to 2 complete PVs"
 
 # ---------------------------------------------------------------- the end
-log "== last Repair and Diagnose: nothing that was made is left"
+log "$(date +%T) == last Repair and Diagnose: nothing that was made is left"
 wait_itable_zeroed /dev/vg0/data0 120
 repair
 no_failed_result
@@ -337,6 +337,9 @@ left=$(serious_findings | grep -vx image-missing:/media/disk2.img || true)
 [[ -z $left ]] || fail "faults remain: $left"
 pass "no other critical or warning finding left"
 monitor_stop
+# The object server's wrapper logs each restart: with the wall-clock times of the sections above
+# they say what a failed request coincided with.
+grep -h 'objserver-run\|objserver\[' /var/log/lab/objserver.log 2>/dev/null | grep -v ' GET ' | tail -n 20 >&2 || true
 availability_report
 (( ${#LK_CHECKS_FAILED[@]} == 0 )) || fail "$(printf '%s; ' "${LK_CHECKS_FAILED[@]}")"
 pass "doctor"
