@@ -33,15 +33,36 @@ std::string argOf(const std::string& id)
 }
 
 /// Repair order: what unblocks others first (a writable mount, room in the VG) and the slow pvmove late.
-int rank(const std::string& id)
+const std::vector<std::string>& kindOrder()
 {
     static const std::vector<std::string> order = {
         "not-mounted",    "fs-errors",    "read-only",          "lv-bigger-than-fs",      "image-missing",
         "image-detached", "image-sparse", "pv-not-allocatable", "pv-smaller-than-device", "pv-data-offset",
         "deleted-open",   "vg-low",
     };
+    return order;
+}
+
+int rank(const std::string& id)
+{
+    const auto& order = kindOrder();
     auto it = std::find(order.begin(), order.end(), kindOf(id));
     return static_cast<int>(it - order.begin());
+}
+
+bool knownKind(const std::string& id)
+{
+    return static_cast<std::size_t>(rank(id)) < kindOrder().size() && !argOf(id).empty();
+}
+
+std::string kindList()
+{
+    std::string list;
+    for (const auto& kind : kindOrder())
+    {
+        list += (list.empty() ? "" : ", ") + kind;
+    }
+    return list;
 }
 
 /// "  /dev/loop1: Moved: 30.77%" -> 30.77
@@ -311,13 +332,25 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         {
             spdlog::warn("event=loop-list-failed error=\"{}\"", e.what());
         }
-        std::set<std::string> images;
+        // The kernel names a backing file deleted while attached "<path> (deleted)": one image either way.
+        const std::string deleted = " (deleted)";
+        auto stripDeleted = [&deleted](std::string path)
+        {
+            bool gone = path.size() > deleted.size() &&
+                        path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0;
+            if (gone)
+            {
+                path.resize(path.size() - deleted.size());
+            }
+            return std::make_pair(path, gone);
+        };
+        std::map<std::string, bool> images; // path -> deleted while attached
         std::set<std::string> recorded;
         try
         {
             for (const auto& image : state.images())
             {
-                images.insert(image);
+                images.emplace(image, false);
                 recorded.insert(image);
             }
         }
@@ -325,24 +358,23 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         {
             spdlog::warn("event=state-read-failed error=\"{}\"", e.what());
         }
+        bool vgMissingPv = false;
         for (const auto& pv : pvs)
         {
+            if (watched.count(pv.vgName) && pv.name.rfind("[unknown]", 0) == 0)
+            {
+                vgMissingPv = true;
+            }
             auto it = byDevice.find(pv.name);
             if (watched.count(pv.vgName) && it != byDevice.end() && !it->second.empty())
             {
-                images.insert(it->second);
+                auto [path, gone] = stripDeleted(it->second);
+                images[path] = images[path] || gone;
             }
         }
-        for (const auto& image : images)
+        for (const auto& [path, gone] : images)
         {
-            std::string path = image;
-            const std::string deleted = " (deleted)";
-            bool gone = path.size() > deleted.size() &&
-                        path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0;
-            if (gone)
-            {
-                path.resize(path.size() - deleted.size());
-            }
+            bool attached = byFile.count(path) || byFile.count(path + deleted);
             std::optional<std::pair<std::uint64_t, std::uint64_t>> alloc;
             try
             {
@@ -350,6 +382,17 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
             }
             catch (const std::exception&)
             {
+            }
+            if (!alloc && !attached && !vgMissingPv)
+            {
+                // Gone, and nothing uses it any more: only the boot-time record still names it.
+                out.push_back({"image-missing:" + path, "warning", path,
+                               "disk image " + path +
+                                   " is missing but no PV of a watched VG needs it; the boot-time re-attachment "
+                                   "still lists it and would fail on it",
+                               "Repair forgets it (removes it from " + std::string("the recorded images") + ")",
+                               true});
+                continue;
             }
             if (!alloc)
             {
@@ -371,7 +414,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                                    "while LVM believes it has room",
                                "Repair allocates the rest (fallocate; the data is untouched)", true});
             }
-            if (recorded.count(image) && !byFile.count(path))
+            if (recorded.count(path) && !attached)
             {
                 out.push_back({"image-detached:" + path, "critical", path,
                                "disk image " + path + " is not attached to a loop device: its PV is missing",
@@ -685,6 +728,20 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                 done(std::string("failed: ") + e.what());
             }
         }
+        else if (kind == "image-missing" && f.safe)
+        {
+            try
+            {
+                auto images = state.images();
+                images.erase(std::remove(images.begin(), images.end(), arg), images.end());
+                state.setImages(images);
+                done("fixed: " + arg + " is no longer recorded for boot");
+            }
+            catch (const std::exception& e)
+            {
+                done(std::string("failed: ") + e.what());
+            }
+        }
         else if (kind == "vg-low")
         {
             keeper.addDisk(arg, "",
@@ -770,7 +827,13 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                             next = &f;
                         }
                     }
-                    if (!nextId.empty() && !next)
+                    if (!nextId.empty() && !next && !knownKind(nextId))
+                    {
+                        run->attempted.insert(nextId);
+                        run->results.emplace_back(nextId, "failed: unknown finding id; ids are KIND:SUBJECT as Diagnose "
+                                                          "lists them, KIND one of " + kindList());
+                    }
+                    else if (!nextId.empty() && !next)
                     {
                         run->attempted.insert(nextId);
                         run->results.emplace_back(nextId, "ok: not found in a fresh diagnosis, nothing to do");

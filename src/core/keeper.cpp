@@ -586,15 +586,25 @@ struct Keeper::Impl
                 };
                 if (policy::filesystemBehind(fsSizeOf(v), v.lvSize, v.extentSize))
                 {
+                    std::uint64_t fsBefore = fsSizeOf(v);
                     spdlog::warn("event=fs-behind volume={} fs_size={} lv_size={}", v.config.mountPoint,
-                                 formatSize(fsSizeOf(v)), formatSize(v.lvSize));
+                                 formatSize(fsBefore), formatSize(v.lvSize));
                     growFilesystem(i,
-                                   [extend, fail](Error e)
+                                   [this, i, fsBefore, extend, fail](Error e)
                                    {
                                        if (e)
                                        {
                                            fail(e);
                                            return;
+                                       }
+                                       // The filesystem caught up with its LV: Grown(heal) with its own sizes.
+                                       std::uint64_t fsAfter = fsSizeOf(volumes[i]);
+                                       spdlog::info("event=healed volume={} from={} to={}",
+                                                    volumes[i].config.mountPoint, formatSize(fsBefore),
+                                                    formatSize(fsAfter));
+                                       if (listener)
+                                       {
+                                           listener->grown(volumes[i].config.mountPoint, fsBefore, fsAfter, "heal");
                                        }
                                        extend();
                                    });

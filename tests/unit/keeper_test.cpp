@@ -297,7 +297,11 @@ TEST_F(KeeperTest, StartHealsAnLvThatIsBiggerThanItsFilesystem)
     EXPECT_FALSE(data().fsGrowPending);
     EXPECT_EQ(data().state, "idle");
     EXPECT_THAT(listener.growFailures, IsEmpty());
-    EXPECT_THAT(listener.grows, IsEmpty());
+    // The man page's Grown(reason heal), with the filesystem's sizes before and after.
+    ASSERT_EQ(listener.grows.size(), 1U);
+    EXPECT_EQ(listener.grows[0].reason, "heal");
+    EXPECT_EQ(listener.grows[0].oldSize, lvSize);
+    EXPECT_EQ(listener.grows[0].newSize, lvSize + step);
 }
 
 // ext4 as it really is: df shows 2.7G on the incident's 2.8G LV, because statvfs leaves out the metadata.

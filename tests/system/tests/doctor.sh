@@ -205,13 +205,17 @@ expect_no_finding image-sparse:/media/disk1.img
 expect_finding lv-bigger-than-fs:/data warning "grows the filesystem"
 pass "image-sparse fixed alone: disk1.img fully allocated ($alloc bytes), the filesystem untouched"
 
-log "$(date +%T) == Repair of an id no diagnosis has"
+log "$(date +%T) == Repair of a mistyped id, and of a known kind no diagnosis has now"
 repair no-such-kind:/nowhere
 res=$(result_of no-such-kind:/nowhere)
-[[ $res == "ok: not found"* ]] || fail "Repair of an unknown id returned '$res'"
+[[ $res == "failed: unknown finding id"* ]] || fail "Repair of a mistyped id returned '$res'"
 (( $(result_count) == 1 )) || fail "Repair of an unknown id did more: $(cat "$REPAIR")"
 (( $(fs_bytes) == fs_before )) || fail "Repair of an unknown id grew the filesystem"
-pass "an unknown id is answered '$res' and nothing else is done"
+pass "a mistyped id is answered '$res' and nothing else is done"
+repair image-detached:/media/nosuch.img
+res=$(result_of image-detached:/media/nosuch.img)
+[[ $res == "ok: not found"* ]] || fail "Repair of a finding that is not there returned '$res'"
+pass "a finding that is not there is answered '$res'"
 
 log "$(date +%T) == Repair grows the filesystem to its LV"
 repair lv-bigger-than-fs:/data
@@ -320,6 +324,17 @@ step losetup -d "$dev2"
 wait_for 20 "LVM reports disk2's PV missing" missing_pvs_are 1
 step vgreduce -q --removemissing vg0
 [[ $(vg_field pv_count) == 2 && $(vg_field vg_missing_pv_count) == 0 ]] || fail "vg0 not back to 2 complete PVs"
+# Nothing needs disk2.img now but the boot-time record: a safe fix, Repair forgets it.
+diagnose
+[[ $(finding_field image-missing:/media/disk2.img severity) == warning ]] \
+  || fail "image-missing after vgreduce is not a warning: $(finding_field image-missing:/media/disk2.img severity)"
+[[ $(finding_field image-missing:/media/disk2.img fix) == *"forgets"* ]] \
+  || fail "image-missing after vgreduce does not offer to forget it: $(finding_field image-missing:/media/disk2.img fix)"
+repair image-missing:/media/disk2.img
+[[ $(result_of image-missing:/media/disk2.img) == "fixed: "* ]] \
+  || fail "Repair did not forget disk2.img: $(result_of image-missing:/media/disk2.img)"
+grep -qx /media/disk2.img /var/lib/lvkeeper/images && fail "/media/disk2.img is still recorded for boot"
+pass "a missing image nothing needs is forgotten by Repair: $(result_of image-missing:/media/disk2.img)"
 
 # ---------------------------------------------------------------- the end
 log "$(date +%T) == last Repair and Diagnose: nothing that was made is left"
