@@ -18,6 +18,8 @@ class JobQueue
 
     /// Appends a job; it starts at once when its key is idle.
     void enqueue(const std::string& key, std::string name, Job job);
+    /// Puts a job ahead of the waiting ones (never ahead of the running one): for work that cannot wait.
+    void enqueueFirst(const std::string& key, std::string name, Job job);
     /// Whether a job of this key is running.
     bool busy(const std::string& key) const;
     /// Jobs waiting (not running) on this key.

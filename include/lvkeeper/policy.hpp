@@ -58,7 +58,8 @@ struct UsageSample
 struct Headroom
 {
     std::chrono::milliseconds window{5000};       ///< samples older than this do not count
-    std::chrono::milliseconds minimumSpan{100};   ///< a rate needs at least this much history
+    std::chrono::milliseconds minimumSpan{500};   ///< a rate needs at least this much history
+    std::size_t minimumSamples = 4;               ///< and this many readings: one big fallocate is no writer
     std::chrono::milliseconds assumedGrow{5000};  ///< grow duration before one was measured
     std::chrono::milliseconds assumedAdd{10000};  ///< AddDisk duration before one was measured
     double safety = 2.0;                          ///< headroom = rate x grow duration x safety
@@ -88,9 +89,10 @@ bool needsGrow(const VolumeConfig& config, const FsUsage& usage, double rate, st
 bool urgent(const FsUsage& usage, double rate, std::chrono::milliseconds wait, std::chrono::milliseconds growDuration,
             const Headroom& tuning);
 
-/// The automatic step: GrowStep, or for a fast writer twice the headroom it needs, so it gets fewer, larger grows.
+/// The automatic step: GrowStep, or for a fast writer twice the headroom it needs, so it gets fewer, larger grows;
+/// never more than doubles the LV (lvSize) in one grow, whatever the rate says.
 std::uint64_t autoStep(std::uint64_t growStep, double rate, std::chrono::milliseconds growDuration,
-                       const Headroom& tuning);
+                       const Headroom& tuning, std::uint64_t lvSize);
 
 /// Whether the VG, with AutoAddDisk, must get a disk now: it cannot hold what the writer fills while a disk
 /// is added and the volume grown into it (so waiting for the VG to run dry would be too late).

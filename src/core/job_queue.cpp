@@ -15,6 +15,12 @@ void JobQueue::enqueue(const std::string& key, std::string name, Job job)
     pump(key);
 }
 
+void JobQueue::enqueueFirst(const std::string& key, std::string name, Job job)
+{
+    lanes_[key].waiting.emplace_front(std::move(name), std::move(job));
+    pump(key);
+}
+
 bool JobQueue::busy(const std::string& key) const
 {
     auto it = lanes_.find(key);

@@ -627,7 +627,7 @@ struct Keeper::Impl
     {
         auto& v = volumes[i];
         std::uint64_t step = request.automatic
-                                 ? policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom)
+                                 ? policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom, v.lvSize)
                                  : v.config.growStep;
         std::uint64_t target = policy::requestedTarget(request.size, v.lvSize, step, v.extentSize);
         auto plan = policy::planGrow(target, v.lvSize, v.config.maxSize, v.vgFree, v.extentSize, request.automatic);
@@ -857,7 +857,7 @@ struct Keeper::Impl
     void afterAutoGrow(std::size_t i, const policy::GrowPlan& plan)
     {
         auto& v = volumes[i];
-        std::uint64_t next = policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom);
+        std::uint64_t next = policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom, v.lvSize);
         if (plan.cappedByMaxSize || (v.config.maxSize && v.lvSize + next > *v.config.maxSize))
         {
             return; // MaxSize, not the VG, is the limit: a disk would not help
@@ -910,6 +910,23 @@ struct Keeper::Impl
         return it != lastAddDuration.end() && it->second.count() > 0 ? it->second : headroom.assumedAdd;
     }
 
+    /// After a disk came in: still short for the writer's rate, or for the next step of a volume that is
+    /// growing? Then the next disk.
+    void recheckDisks(std::size_t i)
+    {
+        auto& v = volumes[i];
+        maybeAddDiskEarly(i);
+        if (addDiskQueued.count(v.vg) || !canAutoAddDisk(v.vg) || !v.aboveThreshold)
+        {
+            return;
+        }
+        std::uint64_t next = policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom, v.lvSize);
+        if (v.vgFree < next && !(v.config.maxSize && v.lvSize + next > *v.config.maxSize))
+        {
+            queueAutoAddDisk(v.vg, 1);
+        }
+    }
+
     /// A writer fast enough to empty the VG before a disk could be added and grown into: add it now.
     void maybeAddDiskEarly(std::size_t i)
     {
@@ -935,15 +952,25 @@ struct Keeper::Impl
         {
             return;
         }
+        // One disk per job: a grow that becomes urgent meanwhile goes ahead of the next disk, not behind
+        // all of them. Whether another is needed is asked again when this one is in.
+        (void)count;
         jobs.enqueue(vg, "auto-add-disk " + vg,
-                     [this, vg, count](JobQueue::Finish finish)
+                     [this, vg](JobQueue::Finish finish)
                      {
-                         autoAddDisks(vg, count,
+                         autoAddDisks(vg, 1,
                                       [this, vg, finish]()
                                       {
                                           addDiskQueued.erase(vg);
                                           setStateOfVg(vg, "idle");
                                           finish();
+                                          for (std::size_t k = 0; k < volumes.size(); ++k)
+                                          {
+                                              if (volumes[k].vg == vg)
+                                              {
+                                                  recheckDisks(k);
+                                              }
+                                          }
                                       });
                      });
     }
@@ -1011,7 +1038,8 @@ struct Keeper::Impl
         }
         v.autoGrowQueued = true;
         GrowRequest request{SizeRequest{}, "threshold", true};
-        jobs.enqueue(v.vg, "auto-grow " + v.config.mountPoint,
+        // Ahead of waiting jobs (a disk being queued, a repair): a writer is about to run out.
+        jobs.enqueueFirst(v.vg, "auto-grow " + v.config.mountPoint,
                      [this, i, request](JobQueue::Finish finish)
                      {
                          growJob(

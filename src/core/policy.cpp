@@ -107,7 +107,7 @@ void recordSample(std::deque<UsageSample>& history, UsageSample sample, const He
 
 double fillRate(const std::deque<UsageSample>& history, const Headroom& tuning)
 {
-    if (history.size() < 2)
+    if (history.size() < std::max<std::size_t>(2, tuning.minimumSamples))
     {
         return 0.0;
     }
@@ -165,10 +165,11 @@ bool urgent(const FsUsage& usage, double rate, std::chrono::milliseconds wait, s
 }
 
 std::uint64_t autoStep(std::uint64_t growStep, double rate, std::chrono::milliseconds growDuration,
-                       const Headroom& tuning)
+                       const Headroom& tuning, std::uint64_t lvSize)
 {
     std::uint64_t need = headroomNeeded(rate, growDuration, tuning);
-    return need > growStep / 2 ? std::max(growStep, 2 * need) : growStep;
+    std::uint64_t step = need > growStep / 2 ? std::max(growStep, 2 * need) : growStep;
+    return std::min(step, std::max(growStep, lvSize));
 }
 
 bool vgShort(double rate, std::uint64_t vgFree, std::chrono::milliseconds addDuration,

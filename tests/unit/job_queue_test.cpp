@@ -70,6 +70,25 @@ TEST(JobQueue, SameKeyRunsOneAtATimeInFifoOrder)
     EXPECT_EQ(q.waiting("vg0"), 0U);
 }
 
+TEST(JobQueue, EnqueueFirstGoesAheadOfTheWaitingButNotTheRunning)
+{
+    JobQueue q;
+    Recorder r;
+    q.enqueue("vg0", "add disk", r.job("add"));
+    q.enqueue("vg0", "repair", r.job("repair"));
+    q.enqueueFirst("vg0", "auto-grow", r.job("grow"));
+    EXPECT_THAT(r.started, ElementsAre("add")); // the running job is never preempted
+    r.finish("add");
+    EXPECT_THAT(r.started, ElementsAre("add", "grow"));
+    r.finish("grow");
+    EXPECT_THAT(r.started, ElementsAre("add", "grow", "repair"));
+    r.finish("repair");
+
+    // On an idle key it simply runs.
+    q.enqueueFirst("vg1", "auto-grow", r.job("g1"));
+    EXPECT_EQ(q.running("vg1"), "auto-grow");
+}
+
 TEST(JobQueue, DifferentKeysRunConcurrently)
 {
     JobQueue q;

@@ -1634,11 +1634,11 @@ TEST_F(KeeperTest, AFastWriterGetsADiskBeforeTheVgRunsDry)
     startKeeper();
     scheduler.advance(10s);
     // 40M/s: adding a disk (10 s assumed) and growing (5 s) need 1.2G of VG; it has 800M.
-    write(scheduler, fs, *keeper, 40.0 * MiB, 300ms);
+    write(scheduler, fs, *keeper, 40.0 * MiB, 600ms);
     ASSERT_EQ(disks.created.size(), 1U);
     EXPECT_EQ(runner.count("lvextend"), 0U); // /data itself is far from full: no grow yet
     // One at a time: the writer goes on, the queued add is not repeated.
-    write(scheduler, fs, *keeper, 40.0 * MiB, 300ms);
+    write(scheduler, fs, *keeper, 40.0 * MiB, 600ms);
     EXPECT_EQ(disks.created.size(), 1U);
 }
 
@@ -1650,6 +1650,39 @@ TEST_F(KeeperTest, ASlowWriterGetsNoEarlyDisk)
     scheduler.advance(10s);
     write(scheduler, fs, *keeper, 1.0 * MiB, 1000ms);
     EXPECT_TRUE(disks.created.empty());
+}
+
+TEST_F(KeeperTest, AGrowThatCannotWaitGoesAheadOfAQueuedDisk)
+{
+    config.disks.autoAddDisk = true;
+    config.volumes[0].growAt = 26; // the writer below reaches it within a second
+    lvmModel.setVgFree("vg0", 800 * MiB);
+    startKeeper();
+    scheduler.advance(10s);
+    runner.holdNext("pvcreate"); // the first early disk is being added, slowly
+    write(scheduler, fs, *keeper, 40.0 * MiB, 600ms);
+    ASSERT_EQ(disks.created.size(), 1U);
+    // An admin's AddDisk waits behind it; the writer reaches GrowAt while the disk is still going in.
+    DiskResult admin;
+    keeper->addDisk("vg0", "", into(admin));
+    write(scheduler, fs, *keeper, 40.0 * MiB, 600ms);
+    ASSERT_TRUE(data().aboveThreshold);
+    EXPECT_EQ(runner.count("lvextend"), 0U); // a running job is never preempted
+    ASSERT_TRUE(runner.release("pvcreate"));
+    // The grow runs right after the disk, ahead of the admin's waiting AddDisk, which still runs after it.
+    ASSERT_GE(runner.count("lvextend"), 1U);
+    std::vector<std::string> order;
+    for (const auto& c : runner.calls())
+    {
+        order.push_back(c.argv.at(1));
+    }
+    auto vgextend = std::find(order.begin(), order.end(), "vgextend");
+    auto lvextend = std::find(order.begin(), order.end(), "lvextend");
+    ASSERT_NE(vgextend, order.end());
+    EXPECT_LT(vgextend - order.begin(), lvextend - order.begin());
+    EXPECT_EQ(std::count(order.begin(), lvextend, std::string("pvcreate")), 1);
+    EXPECT_EQ(std::count(lvextend, order.end(), std::string("pvcreate")), 1);
+    EXPECT_FALSE(admin.error) << messageOf(admin.error);
 }
 
 } // namespace

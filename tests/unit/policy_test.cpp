@@ -345,7 +345,7 @@ std::deque<policy::UsageSample> samples(std::initializer_list<std::pair<int, std
 
 TEST(FillRate, SteadyWriterIsMeasuredInBytesPerSecond)
 {
-    auto h = samples({{0, 100 * MiB}, {500, 150 * MiB}, {1000, 200 * MiB}});
+    auto h = samples({{0, 100 * MiB}, {250, 125 * MiB}, {500, 150 * MiB}, {750, 175 * MiB}, {1000, 200 * MiB}});
     EXPECT_DOUBLE_EQ(policy::fillRate(h, {}), 100.0 * MiB);
 }
 
@@ -354,7 +354,10 @@ TEST(FillRate, TooLittleHistoryIsNoRate)
     policy::Headroom tuning;
     EXPECT_EQ(policy::fillRate(samples({{0, 100 * MiB}}), tuning), 0.0);
     // 50 ms of history is below minimumSpan: a burst that tells nothing yet.
-    EXPECT_EQ(policy::fillRate(samples({{0, 100 * MiB}, {50, 200 * MiB}}), tuning), 0.0);
+    EXPECT_EQ(policy::fillRate(samples({{0, 100 * MiB}, {20, 120 * MiB}, {40, 140 * MiB}, {50, 200 * MiB}}), tuning),
+              0.0);
+    // One big fallocate between two quiet readings is no writer either.
+    EXPECT_EQ(policy::fillRate(samples({{0, 100 * MiB}, {1000, 3100 * MiB}}), tuning), 0.0);
 }
 
 TEST(FillRate, FreeingSpaceIsNotANegativeRate)
@@ -365,8 +368,13 @@ TEST(FillRate, FreeingSpaceIsNotANegativeRate)
 TEST(FillRate, OldSamplesFallOutOfTheWindow)
 {
     // Fast at first, then slow: only the last 5 s count.
-    auto h = samples({{0, 0}, {1000, 1000 * MiB}, {7000, 1000 * MiB}, {8000, 1010 * MiB}});
-    EXPECT_EQ(h.size(), 2u);
+    auto h = samples({{0, 0},
+                      {1000, 1000 * MiB},
+                      {7000, 1000 * MiB},
+                      {7500, 1005 * MiB},
+                      {7750, 1007 * MiB},
+                      {8000, 1010 * MiB}});
+    EXPECT_EQ(h.size(), 4u);
     EXPECT_DOUBLE_EQ(policy::fillRate(h, {}), 10.0 * MiB);
 }
 
@@ -423,10 +431,17 @@ TEST(Urgent, CooldownIsSkippedOnlyWhenTheWriterWouldFillItsWait)
 
 TEST(AutoStep, SlowWriterGetsGrowStepFastWriterMore)
 {
-    EXPECT_EQ(policy::autoStep(500 * MiB, 1.0 * MiB, 3000ms, {}), 500 * MiB);
+    EXPECT_EQ(policy::autoStep(500 * MiB, 1.0 * MiB, 3000ms, {}, 4 * GiB), 500 * MiB);
     // 100M/s x 3 s x 2 = 600M headroom: step is twice that.
-    EXPECT_EQ(policy::autoStep(500 * MiB, 100.0 * MiB, 3000ms, {}), 1200 * MiB);
-    EXPECT_GE(policy::autoStep(500 * MiB, 100.0 * MiB, 3000ms, {}), 500 * MiB);
+    EXPECT_EQ(policy::autoStep(500 * MiB, 100.0 * MiB, 3000ms, {}, 4 * GiB), 1200 * MiB);
+}
+
+TEST(AutoStep, NeverMoreThanDoublesTheLv)
+{
+    // A rate of 7G/s (a fake, or a burst) would ask for 70G: one grow at most doubles a 1G LV.
+    EXPECT_EQ(policy::autoStep(500 * MiB, 7.0 * GiB, 5000ms, {}, 1 * GiB), 1 * GiB);
+    // GrowStep is always allowed, even on a tiny LV.
+    EXPECT_EQ(policy::autoStep(500 * MiB, 7.0 * GiB, 5000ms, {}, 100 * MiB), 500 * MiB);
 }
 
 TEST(VgShort, AFastWriterNeedsADiskBeforeTheVgIsEmpty)
