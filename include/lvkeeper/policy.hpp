@@ -60,7 +60,7 @@ struct Headroom
     std::chrono::milliseconds window{5000};       ///< samples older than this do not count
     std::chrono::milliseconds minimumSpan{500};   ///< a rate needs at least this much history
     std::size_t minimumSamples = 4;               ///< and this many readings: one big fallocate is no writer
-    std::chrono::milliseconds assumedGrow{5000};  ///< grow duration before one was measured
+    std::chrono::milliseconds assumedGrow{10000}; ///< grow duration before one was measured (a busy, slow host)
     std::chrono::milliseconds assumedAdd{10000};  ///< AddDisk duration before one was measured
     double safety = 2.0;                          ///< headroom = rate x grow duration x safety
     std::size_t maxSamples = 64;
