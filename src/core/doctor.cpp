@@ -390,8 +390,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                                "disk image " + path +
                                    " is missing but no PV of a watched VG needs it; the boot-time re-attachment "
                                    "still lists it and would fail on it",
-                               "Repair forgets it (removes it from " + std::string("the recorded images") + ")",
-                               true});
+                               "Repair forgets it (removes it from " + std::string("the recorded images") + ")", true});
                 continue;
             }
             if (!alloc)
@@ -830,8 +829,10 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                     if (!nextId.empty() && !next && !knownKind(nextId))
                     {
                         run->attempted.insert(nextId);
-                        run->results.emplace_back(nextId, "failed: unknown finding id; ids are KIND:SUBJECT as Diagnose "
-                                                          "lists them, KIND one of " + kindList());
+                        run->results.emplace_back(nextId,
+                                                  "failed: unknown finding id; ids are KIND:SUBJECT as Diagnose "
+                                                  "lists them, KIND one of " +
+                                                      kindList());
                     }
                     else if (!nextId.empty() && !next)
                     {

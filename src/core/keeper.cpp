@@ -81,7 +81,7 @@ struct Keeper::Impl
     std::map<std::string, std::string> addDiskBlocked; ///< VG -> why auto-adding a disk failed (SpaceExhausted reason)
     std::set<std::string> addDiskQueued;               ///< VGs with an automatic AddDisk waiting in their lane
     std::map<std::string, std::chrono::milliseconds> lastAddDuration; ///< VG -> how long the last auto add took
-    std::set<std::string> allocationFailed;            ///< images fallocate could not fill (logged once)
+    std::set<std::string> allocationFailed;                           ///< images fallocate could not fill (logged once)
     std::string lastStatus;
     bool started = false;
 
@@ -573,8 +573,7 @@ struct Keeper::Impl
                     return;
                 }
                 refreshUsage(i);
-                if (request.automatic &&
-                    !policy::needsGrow(v.config, v.usage, v.fillRate, plannedGrow(v), headroom))
+                if (request.automatic && !policy::needsGrow(v.config, v.usage, v.fillRate, plannedGrow(v), headroom))
                 {
                     // Someone freed space or another grow already happened: a stale reading never grows twice.
                     finishQuietly(i, reply, finish);
@@ -637,7 +636,8 @@ struct Keeper::Impl
             // The VG is empty: add disks first (AddDisk's checks and reserve apply), then grow. When it still
             // has some room, the grow takes that at once and afterAutoGrow() adds disks right behind it: a
             // writer racing the grow must not wait for a disk it does not need yet.
-            auto wanted = policy::planGrow(target, v.lvSize, v.config.maxSize, std::numeric_limits<std::uint64_t>::max(), v.extentSize, false);
+            auto wanted = policy::planGrow(target, v.lvSize, v.config.maxSize,
+                                           std::numeric_limits<std::uint64_t>::max(), v.extentSize, false);
             unsigned count =
                 std::max(1u, policy::disksToAdd(wanted.target - v.lvSize, v.vgFree, config.disks.imageSize));
             GrowRequest next = request;
@@ -663,8 +663,8 @@ struct Keeper::Impl
         {
             if (plan.cappedByMaxSize && target > v.lvSize)
             {
-                exhausted(i, "max-size: " + v.config.mountPoint + " is at its MaxSize=" +
-                                 formatSize(*v.config.maxSize));
+                exhausted(i,
+                          "max-size: " + v.config.mountPoint + " is at its MaxSize=" + formatSize(*v.config.maxSize));
                 fail(makeError(ErrorKind::NoSpace, v.config.mountPoint + " is at its MaxSize=" +
                                                        formatSize(*v.config.maxSize) + "; raise MaxSize= to grow it"));
                 return;
@@ -1040,21 +1040,21 @@ struct Keeper::Impl
         GrowRequest request{SizeRequest{}, "threshold", true};
         // Ahead of waiting jobs (a disk being queued, a repair): a writer is about to run out.
         jobs.enqueueFirst(v.vg, "auto-grow " + v.config.mountPoint,
-                     [this, i, request](JobQueue::Finish finish)
-                     {
-                         growJob(
-                             i, request,
-                             [this, i](std::uint64_t, Error error)
-                             {
-                                 volumes[i].autoGrowQueued = false;
-                                 if (!error)
-                                 {
-                                     // Re-check at once: a fast writer may already be past the threshold again.
-                                     refreshUsage(i);
-                                 }
-                             },
-                             finish);
-                     });
+                          [this, i, request](JobQueue::Finish finish)
+                          {
+                              growJob(
+                                  i, request,
+                                  [this, i](std::uint64_t, Error error)
+                                  {
+                                      volumes[i].autoGrowQueued = false;
+                                      if (!error)
+                                      {
+                                          // Re-check at once: a fast writer may already be past the threshold again.
+                                          refreshUsage(i);
+                                      }
+                                  },
+                                  finish);
+                          });
     }
 
     // ---- disks ------------------------------------------------------------

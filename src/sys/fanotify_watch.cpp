@@ -263,20 +263,7 @@ void FanotifyWatch::unquiet()
         }
         look.insert(byFsid_[fsid].begin(), byFsid_[fsid].end());
     }
-    for (const auto& mountPoint : look)
-    {
-        try
-        {
-            if (activity_)
-            {
-                activity_(mountPoint);
-            }
-        }
-        catch (const std::exception& e)
-        {
-            spdlog::error("event=fanotify-callback-threw mount={} error=\"{}\"", mountPoint, e.what());
-        }
-    }
+    report(activity_, look);
 }
 
 bool FanotifyWatch::mute()
@@ -423,25 +410,20 @@ void FanotifyWatch::drain()
     for (const auto& mountPoint : failed)
     {
         spdlog::warn("event=fs-error-reported mount={}", mountPoint);
-        try
-        {
-            if (fsError_)
-            {
-                fsError_(mountPoint);
-            }
-        }
-        catch (const std::exception& e)
-        {
-            spdlog::error("event=fanotify-callback-threw mount={} error=\"{}\"", mountPoint, e.what());
-        }
     }
-    for (const auto& mountPoint : active)
+    report(fsError_, failed);
+    report(activity_, active);
+}
+
+void FanotifyWatch::report(const Activity& callback, const std::set<std::string>& mountPoints)
+{
+    for (const auto& mountPoint : mountPoints)
     {
         try
         {
-            if (activity_)
+            if (callback)
             {
-                activity_(mountPoint);
+                callback(mountPoint);
             }
         }
         catch (const std::exception& e)

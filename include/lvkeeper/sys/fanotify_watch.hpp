@@ -53,6 +53,8 @@ class FanotifyWatch
     /// Puts them back and reports activity once for each (its writes meanwhile went unreported).
     void unquiet();
     bool changeWriteBits(const Fsid& fsid, bool add);
+    /// Calls callback for each mount point; a callback that throws is logged, the rest still run.
+    static void report(const Activity& callback, const std::set<std::string>& mountPoints);
     std::uint64_t markMask() const;
 
     sd_event* event_;
