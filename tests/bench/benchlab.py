@@ -142,6 +142,13 @@ class Volume:
         """Unmounts /data, removes vg0 and every image in /media with its loop device; never fails quietly."""
         if os.path.ismount(MOUNT):
             run("umount", MOUNT, quiet=True)
+        # A command killed half-way can leave an LV suspended, and then nothing can remove it.
+        wait_for_lvm_commands()
+        tables = run("dmsetup", "ls", check=False, quiet=True) or ""
+        for line in tables.splitlines():
+            name = line.split()[0] if line.split() else ""
+            if name.startswith(VG + "-"):
+                run("dmsetup", "resume", name, check=False, quiet=True)
         # Quietly: there may be no vg0; one left behind makes the next vgcreate say so.
         run("vgremove", "-q", "-ff", "-y", VG, check=False, quiet=True)
         loops = json.loads(run("losetup", "-J", "-l", quiet=True) or '{"loopdevices": []}')
@@ -188,8 +195,21 @@ def start_lvkeeperd():
     log("lvkeeperd: " + run("systemctl", "show", "-p", "StatusText", "--value", "lvkeeperd", quiet=True).strip())
 
 
+def wait_for_lvm_commands(timeout=120):
+    """Waits until no lvm, resize2fs or xfs_growfs runs (one a stopped contender started finishes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = [n for n in ("lvm", "lvextend", "resize2fs", "xfs_growfs", "pvcreate", "vgextend")
+                if subprocess.run(["pgrep", "-x", n], stdout=subprocess.DEVNULL).returncode == 0]
+        if not busy:
+            return
+        time.sleep(0.2)
+    raise SetupError(f"lvm commands still running after {timeout} s")
+
+
 def stop_lvkeeperd():
     run("systemctl", "stop", "lvkeeperd", check=False, quiet=True)
+    wait_for_lvm_commands()
     if os.path.isdir(STATE_DIR):
         for name in os.listdir(STATE_DIR):
             path = os.path.join(STATE_DIR, name)
