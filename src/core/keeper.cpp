@@ -857,15 +857,17 @@ struct Keeper::Impl
     void afterAutoGrow(std::size_t i, const policy::GrowPlan& plan)
     {
         auto& v = volumes[i];
+        if (!plan.cappedByMaxSize && shortOfNextStep(v) && canAutoAddDisk(v.vg))
+        {
+            queueAutoAddDisk(v.vg);
+        }
+    }
+
+    /// Whether the VG cannot hold the next automatic step while MaxSize still allows it (a disk would help).
+    bool shortOfNextStep(const VolumeState& v) const
+    {
         std::uint64_t next = policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom, v.lvSize);
-        if (plan.cappedByMaxSize || (v.config.maxSize && v.lvSize + next > *v.config.maxSize))
-        {
-            return; // MaxSize, not the VG, is the limit: a disk would not help
-        }
-        if (v.vgFree < next && canAutoAddDisk(v.vg))
-        {
-            queueAutoAddDisk(v.vg, policy::disksToAdd(next, v.vgFree, config.disks.imageSize));
-        }
+        return v.vgFree < next && !(v.config.maxSize && v.lvSize + next > *v.config.maxSize);
     }
 
     /// A VG that could get no disk for want of host space may have some now (a process restarted, files
@@ -920,10 +922,9 @@ struct Keeper::Impl
         {
             return;
         }
-        std::uint64_t next = policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom, v.lvSize);
-        if (v.vgFree < next && !(v.config.maxSize && v.lvSize + next > *v.config.maxSize))
+        if (shortOfNextStep(v))
         {
-            queueAutoAddDisk(v.vg, 1);
+            queueAutoAddDisk(v.vg);
         }
     }
 
@@ -943,10 +944,10 @@ struct Keeper::Impl
         auto need = policy::headroomNeeded(v.fillRate, plannedAdd(v.vg) + plannedGrow(v), headroom);
         spdlog::info("event=vg-short vg={} vg_free={} fill_rate={}/s needed={}", v.vg, formatSize(v.vgFree),
                      formatSize(static_cast<std::uint64_t>(v.fillRate)), formatSize(need));
-        queueAutoAddDisk(v.vg, std::max(1u, policy::disksToAdd(need, v.vgFree, config.disks.imageSize)));
+        queueAutoAddDisk(v.vg);
     }
 
-    void queueAutoAddDisk(const std::string& vg, unsigned count)
+    void queueAutoAddDisk(const std::string& vg)
     {
         if (!addDiskQueued.insert(vg).second)
         {
@@ -954,7 +955,6 @@ struct Keeper::Impl
         }
         // One disk per job: a grow that becomes urgent meanwhile goes ahead of the next disk, not behind
         // all of them. Whether another is needed is asked again when this one is in.
-        (void)count;
         jobs.enqueue(vg, "auto-add-disk " + vg,
                      [this, vg](JobQueue::Finish finish)
                      {
