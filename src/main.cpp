@@ -6,10 +6,12 @@
 #include "lvkeeper/keeper.hpp"
 #include "lvkeeper/sys/event_scheduler.hpp"
 #include "lvkeeper/sys/fanotify_watch.hpp"
+#include "lvkeeper/sys/file_fault_gate.hpp"
 #include "lvkeeper/sys/linux.hpp"
 #include "lvkeeper/sys/logging.hpp"
 #include "lvkeeper/sys/mount_monitor.hpp"
 #include "lvkeeper/sys/process_runner.hpp"
+#include "lvkeeper/sys/thread_executor.hpp"
 #include "lvkeeper/sys/udev_monitor.hpp"
 
 #include "lvkeeper_build_config.hpp"
@@ -169,6 +171,15 @@ int runDaemon(const Args& args)
     lvkeeper::sys::LinuxFilesystems filesystems;
     lvkeeper::sys::LinuxDisks disks;
     lvkeeper::sys::FileStateStore state(args.stateDir);
+    // fsync, fallocate, loop ioctls, probes and mount(2) run here, off the loop: slow storage never starves
+    // the watchdog.
+    lvkeeper::sys::ThreadExecutor executor(event.get());
+#if LVKEEPER_TEST_SEAMS
+    // The fault suite holds operations at named steps through files in /run/lvkeeper-faults.
+    lvkeeper::sys::FileFaultGate gate("/run/lvkeeper-faults", scheduler);
+#else
+    lvkeeper::OpenGate gate;
+#endif
 
     lvkeeper::Keeper* keeperPtr = nullptr;
     lvkeeper::sys::FanotifyWatch fanotify(
@@ -190,7 +201,16 @@ int runDaemon(const Args& args)
         options.lvmCommand = lvm;
         spdlog::warn("event=test-seam LVKEEPER_LVM={}", lvm);
     }
-    lvkeeper::Keeper keeper(config, runner, scheduler, filesystems, disks, state, activity, options);
+#if LVKEEPER_TEST_SEAMS
+    if (const char* timeout = std::getenv("LVKEEPER_COMMAND_TIMEOUT_MS"); timeout && *timeout)
+    {
+        // The fault suite's lvm that holds the VG lock past the timeout.
+        options.commandTimeout = std::chrono::milliseconds(std::strtoull(timeout, nullptr, 10));
+        spdlog::warn("event=test-seam LVKEEPER_COMMAND_TIMEOUT_MS={}", timeout);
+    }
+#endif
+    lvkeeper::Keeper keeper(
+        config, lvkeeper::KeeperSeams{runner, scheduler, filesystems, disks, state, activity, executor, gate}, options);
     keeperPtr = &keeper;
 
     lvkeeper::sys::MountMonitor mounts(event.get(),
@@ -209,19 +229,13 @@ int runDaemon(const Args& args)
 
     auto connection = sdbus::createSystemBusConnection();
     lvkeeper::dbus::BusLoop busLoop(event.get(), *connection);
-    lvkeeper::Doctor doctor(keeper, runner, filesystems, disks, state, options.lvmCommand);
+    lvkeeper::Doctor doctor(keeper);
     lvkeeper::dbus::Service service(*connection, keeper, doctor,
                                     [](const std::string& status)
                                     {
                                         sd_notifyf(0, "STATUS=%s", status.c_str());
                                     });
     keeper.setListener(&service);
-    doctor.setProgress(
-        [&](const std::string& job, double percent)
-        {
-            service.progress(job, percent);
-        });
-    connection->requestName(lvkeeper::dbus::busName);
 
     // Backstop for writes fanotify cannot see (mmap, other mount namespaces); 0 disables.
     std::unique_ptr<lvkeeper::Timer> backstop;
@@ -243,17 +257,44 @@ int runDaemon(const Args& args)
         }
     };
 
-    auto onSignal = [](sd_event_source* source, const signalfd_siginfo* info, void* userdata) -> int
+    struct Handlers
     {
-        auto* reload = static_cast<std::function<void()>*>(userdata);
+        std::function<void()> reload;
+        std::function<void(int)> stop;
+    };
+    auto onSignal = [](sd_event_source* /*source*/, const signalfd_siginfo* info, void* userdata) -> int
+    {
+        auto* handlers = static_cast<Handlers*>(userdata);
         if (info->ssi_signo == SIGHUP)
         {
-            (*reload)();
+            handlers->reload();
             return 0;
         }
-        spdlog::info("event=stopping signal={}", strsignal(static_cast<int>(info->ssi_signo)));
+        handlers->stop(static_cast<int>(info->ssi_signo));
+        return 0;
+    };
+    bool stopping = false;
+    auto stop = [&](int signal)
+    {
+        if (stopping)
+        {
+            // A second Ctrl-C means now; a second SIGTERM changes nothing: the running command still finishes.
+            if (signal == SIGINT)
+            {
+                spdlog::warn("event=stop-now signal={}", strsignal(signal));
+                sd_event_exit(event.get(), 0);
+            }
+            return;
+        }
+        stopping = true;
+        spdlog::info("event=stopping signal={}", strsignal(signal));
         sd_notify(0, "STOPPING=1");
-        return sd_event_exit(sd_event_source_get_event(source), 0);
+        // The running operation finishes and its caller gets the answer; new calls get Busy.
+        keeper.stop(
+            [&]
+            {
+                sd_event_exit(event.get(), 0);
+            });
     };
     std::function<void()> reload = [&]
     {
@@ -269,21 +310,26 @@ int runDaemon(const Args& args)
         }
         sd_notify(0, "READY=1");
     };
+    Handlers handlers{reload, stop};
     for (int sig : {SIGTERM, SIGINT, SIGHUP})
     {
-        check(sd_event_add_signal(event.get(), nullptr, sig, onSignal, &reload), "sd_event_add_signal");
+        check(sd_event_add_signal(event.get(), nullptr, sig, onSignal, &handlers), "sd_event_add_signal");
     }
 
     keeper.start(
         [&]
         {
             armBackstop();
+            // The name comes last: a caller reaches a daemon that has settled what a crash left half-done.
+            connection->requestName(lvkeeper::dbus::busName);
             spdlog::info("event=ready volumes={} status=\"{}\"", keeper.volumes().size(), keeper.statusLine());
             sd_notifyf(0, "READY=1\nSTATUS=%s", keeper.statusLine().c_str());
         });
 
     int r = sd_event_loop(event.get());
     keeper.setListener(nullptr);
+    // Work still running off the loop refers to the keeper: it ends before the keeper does.
+    executor.shutdown();
     return r < 0 ? 1 : r;
 }
 

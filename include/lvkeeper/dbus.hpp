@@ -72,8 +72,8 @@ class Service : public KeeperListener
     void volumeChanged(std::size_t index) override;
     void statusChanged(const std::string& status) override;
     void volumesReplaced() override;
-    /// A long job's progress (from the Doctor): updates CurrentJob and Progress.
-    void progress(const std::string& job, double percent);
+    /// A long job's progress: updates CurrentJob and Progress (a fraction, 0..1).
+    void progress(const std::string& job, double fraction) override;
 
   private:
     class Manager;

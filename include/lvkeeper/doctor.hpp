@@ -1,54 +1,68 @@
 #pragma once
 
-#include "lvkeeper/command.hpp"
+#include "lvkeeper/findings.hpp"
 #include "lvkeeper/keeper.hpp"
-#include "lvkeeper/system.hpp"
 
+#include <sys/types.h>
+
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace lvkeeper
 {
 
-/// One thing wrong, as Diagnose reports it.
-struct Finding
+/// How one repair ended; on the bus the text of each result starts with its name.
+enum class RepairOutcome
 {
-    std::string id;       ///< stable: "pv-not-allocatable:/dev/loop0"
-    std::string severity; ///< critical, warning, info
-    std::string subject;  ///< /data, /dev/loop0, vg0, /media/disk0.img, pid 381
-    std::string problem;  ///< what is wrong, with numbers
-    std::string fix;      ///< what Repair would do, or what the admin must do
-    bool safe = false;    ///< Repair applies it without being named
+    Fixed,   ///< "fixed:" it is repaired
+    Failed,  ///< "failed:" it was tried and did not work (or the id is unknown)
+    Refused, ///< "refused:" Repair does not do it: it needs a person
+    Ok,      ///< "ok:" nothing to do
 };
 
-/// Diagnose and Repair: finds the faults of the incident (and their like) and fixes the safe ones,
-/// one job at a time on the VG's lane, re-diagnosing after each. Never kills a process, never writes
-/// over a signature, never touches a device that is not a PV of a watched VG.
+/// "fixed", "failed", "refused", "ok".
+std::string_view repairOutcomeName(RepairOutcome outcome);
+
+/// One result of Repair: the id it answers and what happened.
+struct RepairResult
+{
+    std::string id;
+    RepairOutcome outcome = RepairOutcome::Failed;
+    std::string text;
+
+    /// "fixed: /data is read-write", as the bus says it.
+    std::string describe() const;
+};
+
+/// Diagnose and Repair: finds the faults of the incident (and their like) and fixes the safe ones, each repair
+/// an operation in the VG's lane, re-diagnosing after each. Uses the keeper's pieces: its lvm client, images,
+/// journal. Never kills a process, never writes over a signature, never touches a device that is not a PV of a
+/// watched VG.
 class Doctor
 {
   public:
     using Error = std::exception_ptr;
     using DiagnoseReply = std::function<void(const std::vector<Finding>& findings, Error error)>;
-    using RepairReply = std::function<void(const std::vector<std::pair<std::string, std::string>>& results)>;
-    /// Progress of a long repair step ("pvmove /dev/loop1", percent); ("", 0) when it ends.
-    using Progress = std::function<void(const std::string& job, double percent)>;
+    using RepairReply = std::function<void(const std::vector<RepairResult>& results)>;
 
-    Doctor(Keeper& keeper, CommandRunner& runner, Filesystems& filesystems, Disks& disks, StateStore& state,
-           std::string lvmCommand = "lvm");
+    explicit Doctor(Keeper& keeper);
     ~Doctor();
 
     Doctor(const Doctor&) = delete;
     Doctor& operator=(const Doctor&) = delete;
 
-    /// Where progress goes (the D-Bus Progress property).
-    void setProgress(Progress progress);
+    /// Looks at everything and replies with the findings, most urgent first. Calls at the same time share one
+    /// look, and a look a moment old is reused; its lvm scans run at normal priority. viewer is the caller's uid:
+    /// only root learns other users' processes and paths.
+    void diagnose(uid_t viewer, DiagnoseReply reply);
 
-    /// Looks at everything and replies with the findings, most urgent first.
-    void diagnose(DiagnoseReply reply);
-
-    /// Applies the named fixes (empty: every safe one), in a safe order; one result per id.
+    /// Applies the named fixes (empty: every safe one) in a safe order; exactly one result per id given, in the
+    /// order given.
     void repair(std::vector<std::string> ids, RepairReply reply);
 
   private:

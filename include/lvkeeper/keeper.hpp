@@ -2,18 +2,22 @@
 
 #include "lvkeeper/command.hpp"
 #include "lvkeeper/config.hpp"
+#include "lvkeeper/executor.hpp"
+#include "lvkeeper/fault_gate.hpp"
 #include "lvkeeper/job_queue.hpp"
+#include "lvkeeper/operation.hpp"
 #include "lvkeeper/policy.hpp"
+#include "lvkeeper/publisher.hpp"
 #include "lvkeeper/scheduler.hpp"
 #include "lvkeeper/system.hpp"
+#include "lvkeeper/volume.hpp"
+#include "lvkeeper/volumes.hpp"
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,73 +28,27 @@ namespace lvkeeper
 /// Tunables that are not admin configuration.
 struct KeeperOptions
 {
-    std::string lvmCommand = "lvm"; ///< the one test seam: LVKEEPER_LVM swaps in a recording fake
+    std::string lvmCommand = "lvm"; ///< the test seam LVKEEPER_LVM swaps in a recording fake
     std::chrono::milliseconds commandTimeout{10 * 60 * 1000};
     std::chrono::milliseconds propertiesInterval{250};
 };
 
-/// What a watched volume looks like now; published as D-Bus properties.
-struct VolumeState
+/// The seams a Keeper acts through; the real ones in the daemon, fakes in tests.
+struct KeeperSeams
 {
-    VolumeConfig config;
-    bool mounted = false;
-    MountInfo mount;
-    FsUsage usage;
-    std::string vg; ///< empty when the mount is not an LVM LV
-    std::string lv;
-    std::string lvPath;
-    std::uint64_t lvSize = 0;
-    std::uint64_t vgFree = 0;
-    std::uint64_t extentSize = 0;
-    bool readOnly = false;
-    bool fsErrors = false;
-    bool fsGrowPending = false;
-    std::string state = "idle";
-    std::string lastError;
-
-    // Bookkeeping for edge-triggered signals and auto-grow.
-    bool aboveThreshold = false;
-    bool exhaustedReported = false;
-    bool autoGrowQueued = false;
-    std::optional<std::chrono::steady_clock::time_point> lastGrowEnd;
-
-    // Fill rate: recent (time, used) readings, the rate they give, how long the last grow took.
-    std::deque<policy::UsageSample> history;
-    double fillRate = 0.0; ///< bytes per second
-    std::chrono::milliseconds lastGrowDuration{0};
-    std::string exhaustedReason; ///< why the last SpaceExhausted was sent, for this episode
-
-    /// "vg0/data0", empty when not LVM.
-    std::string lvName() const
-    {
-        return vg.empty() ? std::string() : vg + "/" + lv;
-    }
+    CommandRunner& runner;
+    Scheduler& scheduler;
+    Filesystems& filesystems;
+    Disks& disks;
+    StateStore& state;
+    ActivityWatcher& watcher;
+    Executor& executor;
+    FaultGate& gate;
 };
 
-/// What the world hears from the keeper: D-Bus signals and sd_notify STATUS=.
-class KeeperListener
-{
-  public:
-    virtual ~KeeperListener() = default;
-
-    virtual void thresholdCrossed(const std::string& volume, double usedPercent, std::uint64_t available) = 0;
-    virtual void grown(const std::string& volume, std::uint64_t oldSize, std::uint64_t newSize,
-                       const std::string& reason) = 0;
-    virtual void growFailed(const std::string& volume, const std::string& error) = 0;
-    virtual void diskAdded(const std::string& vg, const std::string& image, const std::string& device,
-                           std::uint64_t size) = 0;
-    virtual void remounted(const std::string& volume) = 0;
-    virtual void readOnly(const std::string& volume, const std::string& reason) = 0;
-    virtual void spaceExhausted(const std::string& volume, const std::string& reason) = 0;
-    /// Properties of volumes()[index] changed (already rate-limited).
-    virtual void volumeChanged(std::size_t index) = 0;
-    /// The one-line status changed.
-    virtual void statusChanged(const std::string& status) = 0;
-    /// The list of volumes changed (reload): indexes are new.
-    virtual void volumesReplaced() {}
-};
-
-/// The policy engine: watches volumes, decides and runs jobs through the seams. No syscalls of its own.
+/// The coordinator of one straight flow: an event -> the volume's state is refreshed (observe only) -> a pure
+/// decision (decide()) -> the VG's queue -> an operation (named, journaled steps) -> its outcome -> published.
+/// No syscalls of its own: everything goes through the seams.
 class Keeper
 {
   public:
@@ -99,8 +57,7 @@ class Keeper
     using AddDiskReply = std::function<void(const std::string& image, const std::string& device, Error error)>;
     using RemountReply = std::function<void(Error error)>;
 
-    Keeper(Config config, CommandRunner& runner, Scheduler& scheduler, Filesystems& filesystems, Disks& disks,
-           StateStore& state, ActivityWatcher& watcher, KeeperOptions options = {});
+    Keeper(Config config, KeeperSeams seams, KeeperOptions options = {});
     ~Keeper();
 
     Keeper(const Keeper&) = delete;
@@ -109,8 +66,12 @@ class Keeper
     /// Listener for signals; may be set once before start().
     void setListener(KeeperListener* listener);
 
-    /// Scans mounts and LVM, heals pending filesystem grows, then calls ready().
+    /// Scans mounts and LVM, settles what the journal says was left half-done, heals pending filesystem grows,
+    /// then calls ready().
     void start(std::function<void()> ready);
+    /// SIGTERM: new calls and waiting jobs get Busy, the running operations finish (their callers get their
+    /// answer), long waits are left to the next start; then stopped().
+    void stop(std::function<void()> stopped);
 
     /// Replaces the configuration (SIGHUP): volumes are matched by mount point.
     void reload(Config config);
@@ -135,12 +96,18 @@ class Keeper
     /// Grow the filesystem of a volume to its LV (a resize that did not happen), as a job; reply once.
     void healFilesystem(const std::string& volume, GrowReply reply);
 
-    /// Runs a job in the queue of a VG, after the jobs already there (repairs share the grows' lane).
-    void enqueue(const std::string& vg, std::string name, JobQueue::Job job);
-    /// Re-reads LVM and every volume (after something else changed the VG); done once finished.
-    void rescan(std::function<void()> done);
+    /// Runs a job in the queue of a VG, after the jobs already there (repairs share the grows' lane); cancel()
+    /// instead when lvkeeperd stops before it ran.
+    void enqueue(const std::string& vg, std::string name, JobQueue::Job job, JobQueue::Cancel cancel = {});
+    /// Re-reads LVM and every volume (after something else changed the VG); done once finished. A background
+    /// rescan (for Diagnose) runs its lvm scan at normal priority.
+    void rescan(std::function<void()> done, bool background = false);
+    /// Tries again to finish or undo an operation a stopped run left half-done (the journal's intent id).
+    void settle(std::uint64_t intentId, std::function<void(Error error)> done);
     /// The filesystem size of volume i as the filesystem records it (statvfs size when unknown).
     std::uint64_t filesystemSize(std::size_t index) const;
+    /// Whether it is stopping (new work is refused).
+    bool stopping() const;
 
     /// The watched volumes, in configuration order.
     const std::vector<VolumeState>& volumes() const;
@@ -150,6 +117,10 @@ class Keeper
     const Config& config() const;
     /// One line for STATUS=.
     std::string statusLine() const;
+    /// What operations act through (the Doctor's repairs are operations too).
+    OperationContext& context();
+    /// Disks added since start, for monitoring.
+    std::uint64_t disksAdded() const;
 
   private:
     struct Impl;

@@ -99,6 +99,9 @@ std::uint64_t autoStep(std::uint64_t growStep, double rate, std::chrono::millise
 bool vgShort(double rate, std::uint64_t vgFree, std::chrono::milliseconds addDuration,
              std::chrono::milliseconds growDuration, const Headroom& tuning);
 
+/// How long to wait before retrying after failures in a row: 1 s, doubling, at most 60 s.
+std::chrono::milliseconds backoff(unsigned failures);
+
 /// How many disks of imageSize cover a shortfall of needed bytes beyond vgFree (0 when none is short).
 unsigned disksToAdd(std::uint64_t needed, std::uint64_t vgFree, std::uint64_t imageSize);
 

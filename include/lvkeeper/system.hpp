@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <vector>
 
 namespace lvkeeper
@@ -43,6 +42,7 @@ struct FsUsage
 struct HeldDeletedFile
 {
     pid_t pid = 0;
+    uid_t uid = 0;       ///< the process's real uid: who may be told about it
     std::string command; ///< /proc/<pid>/comm
     std::string path;    ///< the name it had, without " (deleted)"
     std::uint64_t bytes = 0;
@@ -68,11 +68,7 @@ class Filesystems
     virtual std::vector<HeldDeletedFile> heldDeletedFiles(unsigned devMajor, unsigned devMinor) = 0;
     /// The size the filesystem itself records (superblock block count), which statvfs does not show
     /// (it leaves out metadata); nullopt when unknown.
-    virtual std::optional<std::uint64_t> filesystemSize(const MountInfo& mount)
-    {
-        (void)mount;
-        return std::nullopt;
-    }
+    virtual std::optional<std::uint64_t> filesystemSize(const MountInfo& mount) = 0;
 };
 
 /// A loop device and its backing file.
@@ -102,10 +98,11 @@ class Disks
     /// std::system_error.
     virtual std::optional<std::string> signature(const std::string& device) = 0;
     /// Allocates every hole of an existing file (fallocate mode 0: data untouched). Throws std::system_error.
-    virtual void allocateImage(const std::string& path)
-    {
-        throw std::system_error(std::make_error_code(std::errc::operation_not_supported), "allocate " + path);
-    }
+    virtual void allocateImage(const std::string& path) = 0;
+    /// Makes what was written to a block device durable: fsync(2) of the device, which for a loop device also
+    /// fsyncs its backing file (a loop device writes through the page cache of the image's filesystem).
+    /// Throws std::system_error.
+    virtual void flush(const std::string& device) = 0;
     /// Files in a directory (names only).
     virtual std::vector<std::string> listDirectory(const std::string& dir) = 0;
     /// Allocated bytes of a file (st_blocks * 512) and its size; nullopt if missing.
@@ -120,25 +117,16 @@ class StateStore
 
     /// Image files that back PVs of watched VGs, re-attached at boot.
     virtual std::vector<std::string> images() = 0;
-    /// Replaces the recorded list (atomically).
+    /// Replaces the recorded list (atomically and durably).
     virtual void setImages(const std::vector<std::string>& images) = 0;
-};
-
-} // namespace lvkeeper
-
-namespace lvkeeper
-{
-
-/// Where write activity comes from (fanotify in the daemon): the keeper says which mounts to watch.
-class ActivityWatcher
-{
-  public:
-    virtual ~ActivityWatcher() = default;
-
-    /// Starts reporting writes on the filesystem mounted at mountPoint. Throws std::system_error.
-    virtual void watch(const std::string& mountPoint) = 0;
-    /// Stops (no error when not watched or already unmounted).
-    virtual void unwatch(const std::string& mountPoint) = 0;
+    /// The intent journal's text, nullopt when there is none. Throws std::system_error when it cannot be read.
+    virtual std::optional<std::string> readJournal() = 0;
+    /// Replaces the journal atomically and durably: temp file, fsync, rename, directory fsync. Throws.
+    virtual void writeJournal(const std::string& text) = 0;
+    /// Moves a journal that cannot be parsed aside so new intents can be recorded; returns where it went.
+    virtual std::string setAsideJournal() = 0;
+    /// Where the state lives (/var/lib/lvkeeper), for messages.
+    virtual std::string location() const = 0;
 };
 
 } // namespace lvkeeper

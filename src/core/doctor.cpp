@@ -2,12 +2,12 @@
 
 #include "lvkeeper/errors.hpp"
 #include "lvkeeper/lvm.hpp"
+#include "lvkeeper/operations.hpp"
 #include "lvkeeper/size.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -17,656 +17,357 @@ namespace lvkeeper
 namespace
 {
 
-/// A PV's first extent normally starts at 1 MiB; far beyond that, the space before it is lost.
-constexpr std::uint64_t defaultPeStart = 1 * MiB;
-constexpr std::uint64_t farPeStart = 8 * MiB;
-
-std::string kindOf(const std::string& id)
-{
-    return id.substr(0, id.find(':'));
-}
-
-std::string argOf(const std::string& id)
-{
-    auto colon = id.find(':');
-    return colon == std::string::npos ? std::string() : id.substr(colon + 1);
-}
-
-/// Repair order: what unblocks others first (a writable mount, room in the VG) and the slow pvmove late.
-const std::vector<std::string>& kindOrder()
-{
-    static const std::vector<std::string> order = {
-        "not-mounted",    "fs-errors",    "read-only",          "lv-bigger-than-fs",      "image-missing",
-        "image-detached", "image-sparse", "pv-not-allocatable", "pv-smaller-than-device", "pv-data-offset",
-        "deleted-open",   "vg-low",
-    };
-    return order;
-}
-
-int rank(const std::string& id)
-{
-    const auto& order = kindOrder();
-    auto it = std::find(order.begin(), order.end(), kindOf(id));
-    return static_cast<int>(it - order.begin());
-}
-
-bool knownKind(const std::string& id)
-{
-    return static_cast<std::size_t>(rank(id)) < kindOrder().size() && !argOf(id).empty();
-}
+/// A Diagnose this recent is reused: a burst of callers costs one look.
+constexpr std::chrono::milliseconds reuseFor{2000};
+/// A move whose progress has not changed for this long has lost its poller.
+constexpr std::chrono::seconds moveStalled{30};
 
 std::string kindList()
 {
     std::string list;
-    for (const auto& kind : kindOrder())
+    for (const auto& kind : findingKinds())
     {
         list += (list.empty() ? "" : ", ") + kind;
     }
     return list;
 }
 
-/// "  /dev/loop1: Moved: 30.77%" -> 30.77
-std::optional<double> pvmovePercent(const std::string& line)
+bool knownKind(const std::string& id)
 {
-    auto pos = line.find("Moved:");
-    if (pos == std::string::npos)
-    {
-        return std::nullopt;
-    }
-    return std::strtod(line.c_str() + pos + 6, nullptr);
+    const auto& kinds = findingKinds();
+    return std::find(kinds.begin(), kinds.end(), findingKind(id)) != kinds.end() && !findingSubject(id).empty();
 }
 
 } // namespace
 
+std::string_view repairOutcomeName(RepairOutcome outcome)
+{
+    switch (outcome)
+    {
+    case RepairOutcome::Fixed:
+        return "fixed";
+    case RepairOutcome::Failed:
+        return "failed";
+    case RepairOutcome::Refused:
+        return "refused";
+    case RepairOutcome::Ok:
+        return "ok";
+    }
+    return "failed";
+}
+
+std::string RepairResult::describe() const
+{
+    return std::string(repairOutcomeName(outcome)) + ": " + text;
+}
+
 struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
 {
-    Impl(Keeper& k, CommandRunner& r, Filesystems& f, Disks& d, StateStore& s, std::string lvm) :
-        keeper(k), runner(r), fs(f), disks(d), state(s), lvmCommand(std::move(lvm))
-    {
-    }
+    explicit Impl(Keeper& k) : keeper(k), ctx(k.context()) {}
 
     Keeper& keeper;
-    CommandRunner& runner;
-    Filesystems& fs;
-    Disks& disks;
-    StateStore& state;
-    std::string lvmCommand;
-    Progress progress;
+    OperationContext& ctx;
 
-    std::vector<lvm::Pv> pvs;
-    std::vector<lvm::Vg> vgs;
+    using Gathered = std::function<void(std::shared_ptr<const Snapshot> snapshot, Error error)>;
+    bool gathering = false;
+    std::vector<Gathered> waiting;
+    std::shared_ptr<const Snapshot> last;
+    Scheduler::Clock::time_point lastAt{};
+    /// Source PV -> the progress last seen and since when: a move that stands still was interrupted.
+    std::map<std::string, std::pair<double, Scheduler::Clock::time_point>> moveSeen;
 
-    using Done = std::function<void(Error)>;
-    using Result = std::function<void(const std::string&)>;
+    // ---- looking ---------------------------------------------------------------------------------------
 
-    void runLvm(std::vector<std::string> args, CommandRunner::Done done)
+    /// One look at everything; shared by the callers that arrive while it runs, reused for a moment after.
+    void diagnosis(bool fresh, Gathered done)
     {
-        args.insert(args.begin(), lvmCommand);
-        runner.run(std::move(args), std::chrono::minutes(10), std::move(done));
-    }
-
-    std::set<std::string> watchedVgs() const
-    {
-        return keeper.watchedVolumeGroups();
-    }
-
-    const lvm::Vg* vgNamed(const std::string& name) const
-    {
-        for (const auto& g : vgs)
+        auto now = ctx.scheduler.now();
+        if (!fresh && last && now - lastAt < reuseFor)
         {
-            if (g.name == name)
-            {
-                return &g;
-            }
+            done(last, nullptr);
+            return;
         }
-        return nullptr;
-    }
-
-    const lvm::Pv* pvNamed(const std::string& name) const
-    {
-        for (const auto& p : pvs)
+        waiting.push_back(std::move(done));
+        if (gathering)
         {
-            if (p.name == name)
-            {
-                return &p;
-            }
+            return;
         }
-        return nullptr;
-    }
-
-    /// Re-reads the keeper's volumes, then pvs and vgs.
-    void gather(Done done)
-    {
+        gathering = true;
         auto self = shared_from_this();
-        keeper.rescan(
-            [self, done]
+        gather(
+            [self](std::shared_ptr<const Snapshot> snapshot, Error error)
             {
-                self->runLvm(
-                    lvm::pvsArgs(),
-                    [self, done](const CommandResult& r)
-                    {
-                        if (!r.ok())
-                        {
-                            done(std::make_exception_ptr(
-                                KeeperError(ErrorKind::CommandFailed, "cannot read LVM state: " + r.describe())));
-                            return;
-                        }
-                        try
-                        {
-                            self->pvs = lvm::parsePvs(r.out);
-                        }
-                        catch (...)
-                        {
-                            done(std::current_exception());
-                            return;
-                        }
-                        self->runLvm(lvm::vgsArgs(),
-                                     [self, done](const CommandResult& r2)
-                                     {
-                                         if (!r2.ok())
-                                         {
-                                             done(std::make_exception_ptr(KeeperError(
-                                                 ErrorKind::CommandFailed, "cannot read LVM state: " + r2.describe())));
-                                             return;
-                                         }
-                                         try
-                                         {
-                                             self->vgs = lvm::parseVgs(r2.out);
-                                         }
-                                         catch (...)
-                                         {
-                                             done(std::current_exception());
-                                             return;
-                                         }
-                                         done(nullptr);
-                                     });
-                    });
+                self->gathering = false;
+                if (!error)
+                {
+                    self->last = snapshot;
+                    self->lastAt = self->ctx.scheduler.now();
+                }
+                auto callers = std::move(self->waiting);
+                self->waiting.clear();
+                for (auto& caller : callers)
+                {
+                    caller(snapshot, error);
+                }
             });
     }
 
-    // ---- findings ------------------------------------------------------------
-
-    std::vector<Finding> findings()
+    void gather(Gathered done)
     {
-        std::vector<Finding> out;
-        volumeFindings(out);
-        pvFindings(out);
-        imageFindings(out);
-        heldFindings(out);
-        vgFindings(out);
-        std::stable_sort(out.begin(), out.end(),
-                         [](const Finding& a, const Finding& b)
-                         {
-                             auto sev = [](const std::string& s)
-                             {
-                                 return s == "critical" ? 0 : s == "warning" ? 1 : 2;
-                             };
-                             return sev(a.severity) != sev(b.severity) ? sev(a.severity) < sev(b.severity)
-                                                                       : rank(a.id) < rank(b.id);
-                         });
-        return out;
+        auto self = shared_from_this();
+        auto snapshot = std::make_shared<Snapshot>();
+        keeper.rescan(
+            [self, snapshot, done]
+            {
+                self->ctx.lvm.pvs(
+                    [self, snapshot, done](std::vector<lvm::Pv> pvs, Error error)
+                    {
+                        if (error)
+                        {
+                            done(nullptr, error);
+                            return;
+                        }
+                        snapshot->pvs = std::move(pvs);
+                        self->ctx.lvm.vgs(
+                            [self, snapshot, done](std::vector<lvm::Vg> vgs, Error e)
+                            {
+                                if (e)
+                                {
+                                    done(nullptr, e);
+                                    return;
+                                }
+                                snapshot->vgs = std::move(vgs);
+                                self->ctx.lvm.moves(
+                                    [self, snapshot, done](std::vector<lvm::Move> moves, Error e2)
+                                    {
+                                        if (e2)
+                                        {
+                                            done(nullptr, e2);
+                                            return;
+                                        }
+                                        snapshot->moves = std::move(moves);
+                                        self->readSystem(snapshot, done);
+                                    },
+                                    true);
+                            },
+                            true);
+                    },
+                    true);
+            },
+            true);
     }
 
-    void volumeFindings(std::vector<Finding>& out)
+    /// What lives outside LVM, read off the loop: loop devices, the image record, images, deleted files.
+    void readSystem(std::shared_ptr<Snapshot> snapshot, Gathered done)
     {
         const auto& volumes = keeper.volumes();
         for (std::size_t i = 0; i < volumes.size(); ++i)
         {
-            const auto& v = volumes[i];
-            const auto& mp = v.config.mountPoint;
-            if (!v.mounted)
+            snapshot->volumes.push_back(Snapshot::Volume{volumes[i], 0, 0});
+        }
+        snapshot->watchedVgs = keeper.watchedVolumeGroups();
+        snapshot->disks = keeper.config().disks;
+        snapshot->stateDirectory = ctx.images.location().substr(0, ctx.images.location().rfind('/'));
+        snapshot->unsettled = ctx.journal.unsettled();
+        if (auto problem = ctx.journal.problem())
+        {
+            snapshot->journalProblem = std::make_pair(problem->id, problem->text);
+        }
+        for (const auto& intent : ctx.journal.owned())
+        {
+            if (intent.kind == "recreate-pv")
             {
-                out.push_back({"not-mounted:" + mp, "critical", mp, mp + " is not mounted",
-                               "mount it (lvkeeper does not mount filesystems)", false});
-                continue;
+                snapshot->movesOfOurs.insert(intent.field("device"));
             }
-            if (v.readOnly)
+        }
+        trackMoves(*snapshot);
+        auto self = shared_from_this();
+        ctx.executor.offload(
+            "diagnose",
+            [self, snapshot]
             {
-                std::uint64_t errors = 0;
+                auto& s = *snapshot;
+                auto& disks = self->ctx.disks;
+                auto& fs = self->ctx.fs;
+                s.loops = disks.loopDevices();
                 try
                 {
-                    errors = fs.errorCount(v.mount);
+                    s.recordedImages = self->ctx.stateStore.images();
+                }
+                catch (const std::exception& e)
+                {
+                    s.recordProblem = e.what();
+                }
+                std::set<std::string> candidates(s.recordedImages.begin(), s.recordedImages.end());
+                for (const auto& loop : s.loops)
+                {
+                    candidates.insert(loop.backingFile);
+                }
+                for (const auto& image : candidates)
+                {
+                    try
+                    {
+                        s.allocations[image] = disks.fileAllocation(image);
+                    }
+                    catch (const std::exception&)
+                    {
+                        s.allocations[image] = std::nullopt;
+                    }
+                }
+                for (auto& v : s.volumes)
+                {
+                    if (!v.state.mounted)
+                    {
+                        continue;
+                    }
+                    try
+                    {
+                        v.errorCount = v.state.readOnly ? fs.errorCount(v.state.mount) : 0;
+                        v.filesystemSize = fs.filesystemSize(v.state.mount).value_or(v.state.usage.size);
+                    }
+                    catch (const std::exception&)
+                    {
+                        v.filesystemSize = v.state.usage.size;
+                    }
+                }
+                std::set<std::pair<unsigned, unsigned>> seen;
+                auto addPlace = [&](const std::string& name, const std::optional<MountInfo>& m)
+                {
+                    if (!m || !seen.insert({m->devMajor, m->devMinor}).second)
+                    {
+                        return;
+                    }
+                    Snapshot::Place place{name, *m, {}, ""};
+                    try
+                    {
+                        place.held = fs.heldDeletedFiles(m->devMajor, m->devMinor);
+                    }
+                    catch (const std::exception& e)
+                    {
+                        place.scanError = e.what();
+                    }
+                    s.places.push_back(std::move(place));
+                };
+                try
+                {
+                    addPlace(s.disks.imageDirectory, fs.mountOf(s.disks.imageDirectory));
+                    s.imageDirectoryUsage = fs.usage(s.disks.imageDirectory);
                 }
                 catch (const std::exception&)
                 {
                 }
-                if (errors > 0 || v.fsErrors)
+                for (const auto& v : s.volumes)
                 {
-                    std::string fsck = v.mount.fsType == "xfs" ? "xfs_repair " : "fsck." + v.mount.fsType + " -f ";
-                    out.push_back(
-                        {"fs-errors:" + mp, "critical", mp,
-                         mp + " is read-only and its filesystem recorded " + std::to_string(errors) + " errors",
-                         "stop its users, then: umount " + mp + " && " + fsck + v.mount.source + " && mount " + mp +
-                             " (Repair refuses: a remount would risk the data)",
-                         false});
-                }
-                else
-                {
-                    out.push_back({"read-only:" + mp, "critical", mp,
-                                   mp + " (" + v.mount.source +
-                                       ") is mounted read-only although its filesystem is "
-                                       "clean: writers fail with EROFS",
-                                   "Repair remounts it read-write in place (mount(2) MS_REMOUNT), without unmounting",
-                                   true});
-                }
-            }
-            std::uint64_t fsSize = keeper.filesystemSize(i);
-            if (!v.vg.empty() && v.lvSize > fsSize && v.lvSize - fsSize >= std::max<std::uint64_t>(v.extentSize, 1))
-            {
-                out.push_back({"lv-bigger-than-fs:" + mp, "warning", mp,
-                               "LV " + v.lvName() + " is " + formatSize(v.lvSize) + " but the filesystem on it is " +
-                                   formatSize(fsSize) + ": " + formatSize(v.lvSize - fsSize) + " unused",
-                               "Repair grows the filesystem online to fill its LV", true});
-            }
-        }
-    }
-
-    void pvFindings(std::vector<Finding>& out)
-    {
-        auto watched = watchedVgs();
-        for (const auto& pv : pvs)
-        {
-            if (!watched.count(pv.vgName))
-            {
-                continue;
-            }
-            const lvm::Vg* vg = vgNamed(pv.vgName);
-            std::uint64_t extent = vg && vg->extentSize ? vg->extentSize : 4 * MiB;
-            if (!pv.allocatable)
-            {
-                out.push_back({"pv-not-allocatable:" + pv.name, "warning", pv.name,
-                               "PV " + pv.name + " of " + pv.vgName + " is not allocatable: its " +
-                                   formatSize(pv.free) + " free cannot be used and lvextend skips it",
-                               "Repair runs pvchange --allocatable y " + pv.name, true});
-            }
-            std::uint64_t used = pv.peStart + pv.size;
-            if (pv.devSize > used && pv.devSize - used >= extent)
-            {
-                out.push_back({"pv-smaller-than-device:" + pv.name, "warning", pv.name,
-                               "PV " + pv.name + " uses " + formatSize(pv.size) + " of its " + formatSize(pv.devSize) +
-                                   " device: " + formatSize(pv.devSize - used) + " unused",
-                               "Repair runs pvresize " + pv.name, true});
-            }
-            if (pv.peStart > farPeStart && pv.peStart > extent)
-            {
-                std::uint64_t lost = (pv.peStart - defaultPeStart) / extent;
-                std::uint64_t otherFree = 0;
-                for (const auto& other : pvs)
-                {
-                    if (other.vgName == pv.vgName && other.name != pv.name && other.allocatable)
+                    if (v.state.mounted)
                     {
-                        otherFree += other.free / extent;
+                        addPlace(v.state.config.mountPoint, v.state.mount);
                     }
                 }
-                bool room = otherFree >= pv.peAllocCount;
-                std::string fix = room ? "Repair moves its " + std::to_string(pv.peAllocCount) +
-                                             " allocated extents to other PVs (pvmove), removes it from " + pv.vgName +
-                                             ", recreates it with the default layout and adds it back"
-                                       : "needs " + std::to_string(pv.peAllocCount) +
-                                             " free extents on the other allocatable PVs of " + pv.vgName +
-                                             ", which have " + std::to_string(otherFree) +
-                                             "; fix the other PVs or add a disk first, then Repair";
-                out.push_back({"pv-data-offset:" + pv.name, "warning", pv.name,
-                               "the first extent of PV " + pv.name + " starts at " + formatSize(pv.peStart) +
-                                   " instead of " + formatSize(defaultPeStart) + ": " + std::to_string(lost) +
-                                   " extents (" + formatSize(lost * extent) + ") are not usable",
-                               fix, room});
-            }
-        }
-    }
-
-    void imageFindings(std::vector<Finding>& out)
-    {
-        auto watched = watchedVgs();
-        std::map<std::string, std::string> byFile; // backing file -> loop device
-        std::map<std::string, std::string> byDevice;
-        try
-        {
-            for (const auto& loop : disks.loopDevices())
+            },
+            [snapshot, done](Error error)
             {
-                byFile[loop.backingFile] = loop.device;
-                byDevice[loop.device] = loop.backingFile;
-            }
-        }
-        catch (const std::exception& e)
-        {
-            spdlog::warn("event=loop-list-failed error=\"{}\"", e.what());
-        }
-        // The kernel names a backing file deleted while attached "<path> (deleted)": one image either way.
-        const std::string deleted = " (deleted)";
-        auto stripDeleted = [&deleted](std::string path)
-        {
-            bool gone = path.size() > deleted.size() &&
-                        path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0;
-            if (gone)
-            {
-                path.resize(path.size() - deleted.size());
-            }
-            return std::make_pair(path, gone);
-        };
-        std::map<std::string, bool> images; // path -> deleted while attached
-        std::set<std::string> recorded;
-        try
-        {
-            for (const auto& image : state.images())
-            {
-                images.emplace(image, false);
-                recorded.insert(image);
-            }
-        }
-        catch (const std::exception& e)
-        {
-            spdlog::warn("event=state-read-failed error=\"{}\"", e.what());
-        }
-        bool vgMissingPv = false;
-        for (const auto& pv : pvs)
-        {
-            if (watched.count(pv.vgName) && pv.name.rfind("[unknown]", 0) == 0)
-            {
-                vgMissingPv = true;
-            }
-            auto it = byDevice.find(pv.name);
-            if (watched.count(pv.vgName) && it != byDevice.end() && !it->second.empty())
-            {
-                auto [path, gone] = stripDeleted(it->second);
-                images[path] = images[path] || gone;
-            }
-        }
-        for (const auto& [path, gone] : images)
-        {
-            bool attached = byFile.count(path) || byFile.count(path + deleted);
-            std::optional<std::pair<std::uint64_t, std::uint64_t>> alloc;
-            try
-            {
-                alloc = gone ? std::nullopt : disks.fileAllocation(path);
-            }
-            catch (const std::exception&)
-            {
-            }
-            if (!alloc && !attached && !vgMissingPv)
-            {
-                // Gone, and nothing uses it any more: only the boot-time record still names it.
-                out.push_back({"image-missing:" + path, "warning", path,
-                               "disk image " + path +
-                                   " is missing but no PV of a watched VG needs it; the boot-time re-attachment "
-                                   "still lists it and would fail on it",
-                               "Repair forgets it (removes it from " + std::string("the recorded images") + ")", true});
-                continue;
-            }
-            if (!alloc)
-            {
-                out.push_back({"image-missing:" + path, "critical", path,
-                               "disk image " + path + " is missing" +
-                                   (gone ? " (deleted while attached; its loop device still holds the data)" : ""),
-                               "restore the file from backup or remove its PV from the VG (vgreduce --removemissing); "
-                               "Repair cannot recreate data",
-                               false});
-                continue;
-            }
-            auto [allocated, size] = *alloc;
-            if (allocated + MiB < size)
-            {
-                out.push_back({"image-sparse:" + path, "warning", path,
-                               "disk image " + path + " is sparse: " + formatSize(allocated) + " of " +
-                                   formatSize(size) +
-                                   " allocated, so the PV can fail with ENOSPC on the host "
-                                   "while LVM believes it has room",
-                               "Repair allocates the rest (fallocate; the data is untouched)", true});
-            }
-            if (recorded.count(path) && !attached)
-            {
-                out.push_back({"image-detached:" + path, "critical", path,
-                               "disk image " + path + " is not attached to a loop device: its PV is missing",
-                               "Repair attaches it to a free loop device", true});
-            }
-        }
-    }
-
-    void heldFindings(std::vector<Finding>& out)
-    {
-        std::set<std::pair<unsigned, unsigned>> devices;
-        std::vector<std::pair<std::string, MountInfo>> places;
-        auto add = [&](const std::string& name, const std::optional<MountInfo>& m)
-        {
-            if (m && devices.insert({m->devMajor, m->devMinor}).second)
-            {
-                places.emplace_back(name, *m);
-            }
-        };
-        try
-        {
-            add(keeper.config().disks.imageDirectory, fs.mountOf(keeper.config().disks.imageDirectory));
-        }
-        catch (const std::exception&)
-        {
-        }
-        for (const auto& v : keeper.volumes())
-        {
-            if (v.mounted)
-            {
-                add(v.config.mountPoint, v.mount);
-            }
-        }
-        for (const auto& [name, mount] : places)
-        {
-            std::vector<HeldDeletedFile> held;
-            try
-            {
-                held = fs.heldDeletedFiles(mount.devMajor, mount.devMinor);
-            }
-            catch (const std::exception& e)
-            {
-                spdlog::warn("event=held-scan-failed place={} error=\"{}\"", name, e.what());
-            }
-            for (const auto& h : held)
-            {
-                if (h.bytes < MiB)
-                {
-                    continue; // a log file or a lock: not what hides space
-                }
-                out.push_back(
-                    {"deleted-open:" + std::to_string(h.pid) + ":" + h.path, "warning", "pid " + std::to_string(h.pid),
-                     h.command + " (pid " + std::to_string(h.pid) + ") holds the deleted file " + h.path + " open: " +
-                         formatSize(h.bytes) + " of " + mount.mountPoint + " that df counts as used and no file shows",
-                     "restart " + h.command + " (pid " + std::to_string(h.pid) +
-                         ") so it closes the file; lvkeeper never kills a process",
-                     false});
-            }
-        }
-    }
-
-    void vgFindings(std::vector<Finding>& out)
-    {
-        const auto& cfg = keeper.config().disks;
-        std::uint64_t hostFree = 0;
-        bool hostKnown = false;
-        try
-        {
-            auto usage = fs.usage(cfg.imageDirectory);
-            hostFree = usage.available > cfg.reserveHostSpace ? usage.available - cfg.reserveHostSpace : 0;
-            hostKnown = true;
-        }
-        catch (const std::exception&)
-        {
-        }
-        std::set<std::string> seen;
-        for (const auto& v : keeper.volumes())
-        {
-            if (v.vg.empty() || !seen.insert(v.vg).second)
-            {
-                continue;
-            }
-            const lvm::Vg* vg = vgNamed(v.vg);
-            std::uint64_t free = vg ? vg->free : v.vgFree;
-            if (free >= v.config.growStep)
-            {
-                continue;
-            }
-            std::string disksLeft = hostKnown ? std::to_string(hostFree / std::max<std::uint64_t>(cfg.imageSize, 1)) +
-                                                    " more " + formatSize(cfg.imageSize) + " disks (" +
-                                                    formatSize(hostFree) + " free beyond the reserve)"
-                                              : "an unknown number of disks";
-            out.push_back({"vg-low:" + v.vg, free == 0 ? "warning" : "info", v.vg,
-                           "volume group " + v.vg + " has " + formatSize(free) + " free, less than one " +
-                               formatSize(v.config.growStep) + " grow step of " + v.config.mountPoint + "; " +
-                               cfg.imageDirectory + " can hold " + disksLeft,
-                           "AddDisk " + v.vg + " (Repair does it when this id is named)", false});
-        }
-    }
-
-    // ---- repairs -------------------------------------------------------------
-
-    void lvmRepair(const std::string& vg, std::vector<std::string> args, std::string success, Result done)
-    {
-        auto self = shared_from_this();
-        keeper.enqueue(vg, args.front() + " " + args.back(),
-                       [self, args, success, done](JobQueue::Finish finish)
-                       {
-                           self->runLvm(args,
-                                        [success, done, finish](const CommandResult& r)
-                                        {
-                                            done(r.ok() ? "fixed: " + success : "failed: " + r.describe());
-                                            finish();
-                                        });
-                       });
-    }
-
-    void recreatePv(const lvm::Pv pv, Result done)
-    {
-        auto self = shared_from_this();
-        keeper.enqueue(
-            pv.vgName, "recreate " + pv.name,
-            [self, pv, done](JobQueue::Finish finish)
-            {
-                auto end = [self, done, finish](const std::string& result)
-                {
-                    if (self->progress)
-                    {
-                        self->progress("", 0);
-                    }
-                    done(result);
-                    finish();
-                };
-                std::optional<std::string> signature;
-                try
-                {
-                    signature = self->disks.signature(pv.name);
-                }
-                catch (const std::exception& e)
-                {
-                    end(std::string("failed: cannot probe ") + pv.name + ": " + e.what());
-                    return;
-                }
-                if (signature != std::optional<std::string>("LVM2_member"))
-                {
-                    end("refused: " + pv.name + " does not carry an LVM2_member signature (" +
-                        signature.value_or("none") + "); lvkeeper touches only PVs of watched VGs");
-                    return;
-                }
-                auto afterMove = [self, pv, end]()
-                {
-                    self->rebuild(pv, end);
-                };
-                if (pv.peAllocCount == 0)
-                {
-                    afterMove();
-                    return;
-                }
-                std::string job = "pvmove " + pv.name;
-                if (self->progress)
-                {
-                    self->progress(job, 0);
-                }
-                spdlog::info("event=pvmove-start device={} extents={}", pv.name, pv.peAllocCount);
-                std::vector<std::string> argv{self->lvmCommand, "pvmove", "--interval", "1", pv.name};
-                self->runner.runStreaming(
-                    argv, std::chrono::hours(6),
-                    [self, job](const std::string& line)
-                    {
-                        if (auto pct = pvmovePercent(line); pct && self->progress)
-                        {
-                            self->progress(job, *pct);
-                        }
-                    },
-                    [pv, afterMove, end](const CommandResult& r)
-                    {
-                        if (!r.ok())
-                        {
-                            end("failed: pvmove " + pv.name + ": " + r.describe() +
-                                "; nothing else was changed (check `pvmove` and `lvs -a` for a move in progress)");
-                            return;
-                        }
-                        spdlog::info("event=pvmove-done device={} duration_ms={}", pv.name, r.duration.count());
-                        afterMove();
-                    });
+                done(snapshot, error);
             });
     }
 
-    /// vgreduce, pvremove, pvcreate, vgextend: says exactly where it stopped if a step fails.
-    void rebuild(const lvm::Pv& pv, Result end)
+    void trackMoves(Snapshot& s)
     {
-        auto self = shared_from_this();
-        runLvm(lvm::vgreduceArgs(pv.vgName, pv.name),
-               [self, pv, end](const CommandResult& r)
-               {
-                   if (!r.ok())
-                   {
-                       end("failed: vgreduce " + pv.vgName + " " + pv.name + ": " + r.describe() +
-                           " (its extents were moved; it is still in " + pv.vgName + ")");
-                       return;
-                   }
-                   self->runLvm(
-                       lvm::pvremoveArgs(pv.name),
-                       [self, pv, end](const CommandResult& r2)
-                       {
-                           std::string redo =
-                               "; to finish by hand: pvcreate " + pv.name + " && vgextend " + pv.vgName + " " + pv.name;
-                           if (!r2.ok())
-                           {
-                               end("failed: pvremove " + pv.name + ": " + r2.describe() + redo);
-                               return;
-                           }
-                           self->runLvm(
-                               lvm::pvcreateArgs(pv.name),
-                               [self, pv, end, redo](const CommandResult& r3)
-                               {
-                                   if (!r3.ok())
-                                   {
-                                       end("failed: pvcreate " + pv.name + ": " + r3.describe() + redo);
-                                       return;
-                                   }
-                                   self->runLvm(
-                                       lvm::vgextendArgs(pv.vgName, pv.name),
-                                       [pv, end](const CommandResult& r4)
-                                       {
-                                           if (!r4.ok())
-                                           {
-                                               end("failed: vgextend " + pv.vgName + " " + pv.name + ": " +
-                                                   r4.describe() + "; to finish by hand: vgextend " + pv.vgName + " " +
-                                                   pv.name);
-                                               return;
-                                           }
-                                           end("fixed: moved " + std::to_string(pv.peAllocCount) + " extents off " +
-                                               pv.name +
-                                               ", recreated it with its first extent at 1M and added it back to " +
-                                               pv.vgName);
-                                       });
-                               });
-                       });
-               });
+        auto now = ctx.scheduler.now();
+        std::map<std::string, std::pair<double, Scheduler::Clock::time_point>> next;
+        for (const auto& m : s.moves)
+        {
+            auto it = moveSeen.find(m.sourcePv);
+            if (it != moveSeen.end() && it->second.first == m.percent)
+            {
+                next[m.sourcePv] = it->second;
+                if (now - it->second.second >= moveStalled)
+                {
+                    s.stalledMoves.insert(m.sourcePv);
+                }
+            }
+            else
+            {
+                next[m.sourcePv] = {m.percent, now};
+            }
+        }
+        moveSeen = std::move(next);
     }
 
-    void apply(const Finding& f, Result done)
+    // ---- repairing -------------------------------------------------------------------------------------
+
+    using Result = std::function<void(RepairOutcome outcome, const std::string& text)>;
+
+    /// An operation's end as a repair result.
+    static RepairDone asResult(Result done)
     {
-        std::string kind = kindOf(f.id);
-        std::string arg = argOf(f.id);
-        auto fromError = [done](const std::string& ok)
+        return [done](Error error, const std::string& fixed)
         {
-            return [done, ok](Error e)
+            if (error)
             {
-                done(e ? "failed: " + describeError(e) : "fixed: " + ok);
+                done(RepairOutcome::Failed, describeError(error));
+                return;
+            }
+            done(RepairOutcome::Fixed, fixed);
+        };
+    }
+
+    /// Runs an operation in the VG's lane (after what is there); Busy when lvkeeperd stops first.
+    template <typename Op>
+    void inLane(const std::string& vg, std::shared_ptr<Op> op, Result done)
+    {
+        keeper.enqueue(
+            vg, op->kind(),
+            [op, done](JobQueue::Finish finish)
+            {
+                op->run(
+                    [done, finish](Error error, const std::string& fixed)
+                    {
+                        asResult(done)(error, fixed);
+                        finish();
+                    });
+            },
+            [done]
+            {
+                done(RepairOutcome::Failed, "lvkeeperd is stopping; nothing was changed");
+            });
+    }
+
+    std::string backingFileOf(const Snapshot& s, const std::string& device)
+    {
+        for (const auto& loop : s.loops)
+        {
+            if (loop.device == device)
+            {
+                return loop.backingFile;
+            }
+        }
+        return "";
+    }
+
+    void apply(const Snapshot& s, const Finding& f, Result done)
+    {
+        std::string kind = findingKind(f.id);
+        std::string arg = findingSubject(f.id);
+        auto fromError = [done](const std::string& fixed)
+        {
+            return [done, fixed](Error e)
+            {
+                if (e)
+                {
+                    done(RepairOutcome::Failed, describeError(e));
+                    return;
+                }
+                done(RepairOutcome::Fixed, fixed);
             };
         };
+        const lvm::Pv* pv = nullptr;
+        for (const auto& p : s.pvs)
+        {
+            if (p.name == arg)
+            {
+                pv = &p;
+            }
+        }
         if (kind == "read-only")
         {
             keeper.remount(arg, fromError(arg + " is read-write"));
@@ -674,233 +375,264 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         else if (kind == "lv-bigger-than-fs")
         {
             keeper.healFilesystem(arg,
-                                  [done, arg](std::uint64_t, Error e)
+                                  [fromError, arg](std::uint64_t, Error e)
                                   {
-                                      done(e ? "failed: " + describeError(e)
-                                             : "fixed: the filesystem of " + arg + " fills its LV");
+                                      fromError("the filesystem of " + arg + " fills its LV")(e);
                                   });
         }
-        else if (kind == "pv-not-allocatable" || kind == "pv-smaller-than-device" || kind == "pv-data-offset")
+        else if ((kind == "pv-not-allocatable" || kind == "pv-smaller-than-device" || kind == "pv-data-offset") &&
+                 (!pv || !s.watchedVgs.count(pv->vgName)))
         {
-            const lvm::Pv* pv = pvNamed(arg);
-            if (!pv || !watchedVgs().count(pv->vgName))
-            {
-                done("refused: " + arg + " is not a PV of a watched volume group");
-            }
-            else if (kind == "pv-not-allocatable")
-            {
-                lvmRepair(pv->vgName, {"pvchange", "--allocatable", "y", arg}, arg + " is allocatable", done);
-            }
-            else if (kind == "pv-smaller-than-device")
-            {
-                lvmRepair(pv->vgName, {"pvresize", arg}, arg + " fills its device", done);
-            }
-            else if (!f.safe)
-            {
-                done("refused: " + f.fix);
-            }
-            else
-            {
-                recreatePv(*pv, done);
-            }
+            done(RepairOutcome::Refused, arg + " is not a PV of a watched volume group");
         }
-        else if (kind == "image-detached")
+        else if (kind == "pv-not-allocatable")
         {
-            try
-            {
-                done("fixed: attached as " + disks.attachLoop(arg));
-            }
-            catch (const std::exception& e)
-            {
-                done(std::string("failed: ") + e.what());
-            }
+            inLane(pv->vgName,
+                   std::make_shared<PvCommandOperation>(ctx, pv->vgName, lvm::pvchangeAllocatableArgs(arg),
+                                                        arg + " is allocatable"),
+                   done);
         }
-        else if (kind == "image-sparse")
+        else if (kind == "pv-smaller-than-device")
         {
-            try
-            {
-                disks.allocateImage(arg);
-                done("fixed: " + arg + " is fully allocated");
-            }
-            catch (const std::exception& e)
-            {
-                done(std::string("failed: ") + e.what());
-            }
+            inLane(pv->vgName,
+                   std::make_shared<PvCommandOperation>(ctx, pv->vgName, lvm::pvresizeArgs(arg),
+                                                        arg + " fills its device"),
+                   done);
         }
-        else if (kind == "image-missing" && f.safe)
+        else if (kind == "pv-data-offset" && f.safe)
         {
-            try
-            {
-                auto images = state.images();
-                images.erase(std::remove(images.begin(), images.end(), arg), images.end());
-                state.setImages(images);
-                done("fixed: " + arg + " is no longer recorded for boot");
-            }
-            catch (const std::exception& e)
-            {
-                done(std::string("failed: ") + e.what());
-            }
+            auto op = std::make_shared<RecreatePvOperation>(ctx, pv->vgName, arg, backingFileOf(s, arg));
+            op->run(asResult(done));
+        }
+        else if (kind == "image-detached" || kind == "image-sparse" || (kind == "image-missing" && f.safe))
+        {
+            ImageRepair what = kind == "image-detached" ? ImageRepair::Attach
+                               : kind == "image-sparse" ? ImageRepair::Allocate
+                                                        : ImageRepair::Forget;
+            auto op = std::make_shared<ImageOperation>(ctx, what, arg);
+            auto vgs = keeper.watchedVolumeGroups();
+            std::string lane = vgs.empty() ? std::string("images") : *vgs.begin();
+            inLane(lane, op, done);
         }
         else if (kind == "vg-low")
         {
             keeper.addDisk(arg, "",
                            [done](const std::string& image, const std::string& device, Error e)
                            {
-                               done(e ? "failed: " + describeError(e) : "fixed: added " + image + " as " + device);
+                               if (e)
+                               {
+                                   done(RepairOutcome::Failed, describeError(e));
+                                   return;
+                               }
+                               done(RepairOutcome::Fixed, "added " + image + " as " + device);
                            });
+        }
+        else if (kind == "operation-interrupted")
+        {
+            keeper.settle(std::strtoull(arg.c_str(), nullptr, 10), fromError("operation " + arg + " is settled"));
+        }
+        else if (kind == "pvmove-interrupted")
+        {
+            ctx.lvm.run(lvm::pvmoveResumeArgs(),
+                        [done, arg](const CommandResult& r)
+                        {
+                            if (!r.ok())
+                            {
+                                done(RepairOutcome::Failed, r.describe());
+                                return;
+                            }
+                            done(RepairOutcome::Fixed, "the pvmove of " + arg + " goes on in the background");
+                        });
         }
         else
         {
-            done("refused: needs a person: " + f.fix);
+            done(RepairOutcome::Refused, "needs a person: " + f.fix);
         }
     }
 
     struct RepairRun
     {
-        std::vector<std::string> requested; ///< empty: the safe set
-        std::set<std::string> attempted;
-        std::vector<std::pair<std::string, std::string>> results;
+        std::vector<std::string> given;  ///< as the caller gave them (one result each, in this order)
+        std::vector<std::string> todo;   ///< distinct, in repair order
+        std::set<std::string> attempted; ///< ids tried (or answered) already
+        std::map<std::string, RepairResult> byId;
+        std::vector<RepairResult> done; ///< in the order they happened (for the safe set)
         RepairReply reply;
     };
 
+    void answer(const std::shared_ptr<RepairRun>& run)
+    {
+        if (run->given.empty())
+        {
+            run->reply(run->done);
+            return;
+        }
+        std::vector<RepairResult> results;
+        for (const auto& id : run->given)
+        {
+            auto it = run->byId.find(id);
+            results.push_back(it != run->byId.end() ? it->second
+                                                    : RepairResult{id, RepairOutcome::Failed, "not attempted"});
+        }
+        run->reply(results);
+    }
+
+    void record(const std::shared_ptr<RepairRun>& run, RepairResult result)
+    {
+        run->attempted.insert(result.id);
+        run->byId[result.id] = result;
+        run->done.push_back(std::move(result));
+    }
+
     void step(std::shared_ptr<RepairRun> run)
     {
+        // Ids that name no kind of finding are answered without looking.
+        for (const auto& id : run->todo)
+        {
+            if (!run->attempted.count(id) && !knownKind(id))
+            {
+                record(run,
+                       {id, RepairOutcome::Failed,
+                        "unknown finding id; ids are KIND:SUBJECT as Diagnose lists them, KIND one of " + kindList()});
+            }
+        }
+        bool pending = run->given.empty() || std::any_of(run->todo.begin(), run->todo.end(),
+                                                         [&](const std::string& id)
+                                                         {
+                                                             return !run->attempted.count(id);
+                                                         });
+        if (!pending)
+        {
+            answer(run);
+            return;
+        }
         auto self = shared_from_this();
-        gather(
-            [self, run](Error error)
+        diagnosis(
+            true,
+            [self, run](std::shared_ptr<const Snapshot> snapshot, Error error)
             {
                 if (error)
                 {
-                    for (const auto& id : run->requested)
+                    for (const auto& id : run->todo)
                     {
                         if (!run->attempted.count(id))
                         {
-                            run->results.emplace_back(id, "failed: " + describeError(error));
+                            self->record(run, {id, RepairOutcome::Failed, describeError(error)});
                         }
                     }
-                    if (run->requested.empty())
+                    if (run->given.empty())
                     {
-                        run->results.emplace_back("diagnose", "failed: " + describeError(error));
+                        self->record(run, {"diagnose", RepairOutcome::Failed, describeError(error)});
                     }
-                    run->reply(run->results);
+                    self->answer(run);
                     return;
                 }
-                auto found = self->findings();
+                auto found = findings(*snapshot, 0);
                 const Finding* next = nullptr;
-                std::string nextId;
-                if (run->requested.empty())
+                if (run->given.empty())
                 {
-                    std::vector<const Finding*> safe;
                     for (const auto& f : found)
                     {
-                        if (f.safe && !run->attempted.count(f.id))
-                        {
-                            safe.push_back(&f);
-                        }
-                    }
-                    std::stable_sort(safe.begin(), safe.end(),
-                                     [](const Finding* a, const Finding* b)
-                                     {
-                                         return rank(a->id) < rank(b->id);
-                                     });
-                    if (!safe.empty())
-                    {
-                        next = safe.front();
-                        nextId = next->id;
-                    }
-                }
-                else
-                {
-                    for (const auto& id : run->requested)
-                    {
-                        if (!run->attempted.count(id))
-                        {
-                            nextId = id;
-                            break;
-                        }
-                    }
-                    for (const auto& f : found)
-                    {
-                        if (f.id == nextId)
+                        if (f.safe && !run->attempted.count(f.id) && (!next || repairRank(f.id) < repairRank(next->id)))
                         {
                             next = &f;
                         }
                     }
-                    if (!nextId.empty() && !next && !knownKind(nextId))
+                }
+                else
+                {
+                    for (const auto& id : run->todo)
                     {
-                        run->attempted.insert(nextId);
-                        run->results.emplace_back(nextId,
-                                                  "failed: unknown finding id; ids are KIND:SUBJECT as Diagnose "
-                                                  "lists them, KIND one of " +
-                                                      kindList());
-                    }
-                    else if (!nextId.empty() && !next)
-                    {
-                        run->attempted.insert(nextId);
-                        run->results.emplace_back(nextId, "ok: not found in a fresh diagnosis, nothing to do");
-                        self->step(run);
-                        return;
+                        if (run->attempted.count(id))
+                        {
+                            continue;
+                        }
+                        auto it = std::find_if(found.begin(), found.end(),
+                                               [&](const Finding& f)
+                                               {
+                                                   return f.id == id;
+                                               });
+                        if (it == found.end())
+                        {
+                            self->record(run, {id, RepairOutcome::Ok, "not found in a fresh diagnosis, nothing to do"});
+                            continue;
+                        }
+                        next = &*it;
+                        break;
                     }
                 }
                 if (!next)
                 {
-                    run->reply(run->results);
+                    self->answer(run);
                     return;
                 }
-                run->attempted.insert(nextId);
-                spdlog::info("event=repair id={} fix=\"{}\"", nextId, next->fix);
-                self->apply(*next,
-                            [self, run, nextId](const std::string& result)
+                std::string id = next->id;
+                run->attempted.insert(id);
+                spdlog::info("event=repair id={} fix=\"{}\"", id, next->fix);
+                self->apply(*snapshot, *next,
+                            [self, run, id](RepairOutcome outcome, const std::string& text)
                             {
-                                spdlog::info("event=repaired id={} result=\"{}\"", nextId, result);
-                                run->results.emplace_back(nextId, result);
+                                RepairResult result{id, outcome, text};
+                                spdlog::info("event=repaired id={} result=\"{}\"", id, result.describe());
+                                self->record(run, result);
+                                self->last.reset(); // what it changed is looked at afresh
                                 self->step(run);
                             });
             });
     }
 };
 
-Doctor::Doctor(Keeper& keeper, CommandRunner& runner, Filesystems& filesystems, Disks& disks, StateStore& state,
-               std::string lvmCommand) :
-    impl_(std::make_shared<Impl>(keeper, runner, filesystems, disks, state, std::move(lvmCommand)))
-{
-}
+Doctor::Doctor(Keeper& keeper) : impl_(std::make_shared<Impl>(keeper)) {}
 
 Doctor::~Doctor() = default;
 
-void Doctor::setProgress(Progress progress)
+void Doctor::diagnose(uid_t viewer, DiagnoseReply reply)
 {
-    impl_->progress = std::move(progress);
-}
-
-void Doctor::diagnose(DiagnoseReply reply)
-{
-    auto self = impl_;
-    impl_->gather(
-        [self, reply](Error error)
-        {
-            if (error)
-            {
-                reply({}, error);
-                return;
-            }
-            auto found = self->findings();
-            spdlog::info("event=diagnosed findings={}", found.size());
-            reply(found, nullptr);
-        });
+    if (impl_->keeper.stopping())
+    {
+        reply({}, std::make_exception_ptr(KeeperError(ErrorKind::Busy, "lvkeeperd is stopping")));
+        return;
+    }
+    impl_->diagnosis(false,
+                     [viewer, reply](std::shared_ptr<const Snapshot> snapshot, Error error)
+                     {
+                         if (error)
+                         {
+                             reply({}, error);
+                             return;
+                         }
+                         auto found = findings(*snapshot, viewer);
+                         spdlog::info("event=diagnosed findings={}", found.size());
+                         reply(found, nullptr);
+                     });
 }
 
 void Doctor::repair(std::vector<std::string> ids, RepairReply reply)
 {
     auto run = std::make_shared<Impl::RepairRun>();
+    run->given = ids;
     std::stable_sort(ids.begin(), ids.end(),
                      [](const std::string& a, const std::string& b)
                      {
-                         return rank(a) < rank(b);
+                         return repairRank(a) < repairRank(b);
                      });
-    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-    run->requested = std::move(ids);
+    for (auto& id : ids)
+    {
+        if (std::find(run->todo.begin(), run->todo.end(), id) == run->todo.end())
+        {
+            run->todo.push_back(std::move(id));
+        }
+    }
     run->reply = std::move(reply);
+    if (impl_->keeper.stopping())
+    {
+        for (const auto& id : run->todo)
+        {
+            impl_->record(run, {id, RepairOutcome::Failed, "lvkeeperd is stopping; nothing was changed"});
+        }
+        impl_->answer(run);
+        return;
+    }
     impl_->step(run);
 }
 

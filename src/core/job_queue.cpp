@@ -5,20 +5,60 @@
 #include <exception>
 #include <memory>
 #include <utility>
+#include <vector>
 
 namespace lvkeeper
 {
 
-void JobQueue::enqueue(const std::string& key, std::string name, Job job)
+void JobQueue::enqueue(const std::string& key, std::string name, Job job, Cancel cancel)
 {
-    lanes_[key].waiting.emplace_back(std::move(name), std::move(job));
+    lanes_[key].waiting.push_back(Waiting{std::move(name), std::move(job), std::move(cancel)});
     pump(key);
 }
 
-void JobQueue::enqueueFirst(const std::string& key, std::string name, Job job)
+void JobQueue::enqueueFirst(const std::string& key, std::string name, Job job, Cancel cancel)
 {
-    lanes_[key].waiting.emplace_front(std::move(name), std::move(job));
+    lanes_[key].waiting.push_front(Waiting{std::move(name), std::move(job), std::move(cancel)});
     pump(key);
+}
+
+void JobQueue::cancelWaiting()
+{
+    std::vector<Cancel> cancels;
+    for (auto& [key, lane] : lanes_)
+    {
+        for (auto& w : lane.waiting)
+        {
+            spdlog::info("event=job-cancelled job=\"{}\" reason=stopping", w.name);
+            if (w.cancel)
+            {
+                cancels.push_back(std::move(w.cancel));
+            }
+        }
+        lane.waiting.clear();
+    }
+    // After the lanes are consistent: a cancel may enqueue (and is then refused by its caller's stop check).
+    for (auto& cancel : cancels)
+    {
+        cancel();
+    }
+}
+
+bool JobQueue::idle() const
+{
+    for (const auto& [key, lane] : lanes_)
+    {
+        if (lane.busy)
+        {
+            return false;
+        }
+    }
+    return true;
+}
+
+void JobQueue::setOnFinish(std::function<void()> onFinish)
+{
+    onFinish_ = std::move(onFinish);
 }
 
 bool JobQueue::busy(const std::string& key) const
@@ -46,8 +86,10 @@ void JobQueue::pump(const std::string& key)
     {
         return;
     }
-    auto [name, job] = std::move(lane.waiting.front());
+    Waiting next = std::move(lane.waiting.front());
     lane.waiting.pop_front();
+    std::string name = std::move(next.name);
+    Job job = std::move(next.job);
     lane.busy = true;
     lane.running = name;
     // A job may finish synchronously; `finished` guards against a double call.
@@ -63,6 +105,10 @@ void JobQueue::pump(const std::string& key)
         l.busy = false;
         l.running.clear();
         pump(key);
+        if (onFinish_)
+        {
+            onFinish_();
+        }
     };
     try
     {

@@ -1,18 +1,19 @@
 #include "lvkeeper/keeper.hpp"
 
+#include "lvkeeper/decision.hpp"
 #include "lvkeeper/errors.hpp"
-#include "lvkeeper/lvm.hpp"
-#include "lvkeeper/policy.hpp"
+#include "lvkeeper/images.hpp"
+#include "lvkeeper/journal.hpp"
+#include "lvkeeper/lvm_client.hpp"
+#include "lvkeeper/operations.hpp"
 #include "lvkeeper/size.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <limits>
-#include <memory>
 #include <map>
+#include <memory>
 #include <set>
-#include <system_error>
 
 namespace lvkeeper
 {
@@ -25,18 +26,20 @@ Keeper::Error makeError(ErrorKind kind, const std::string& message)
     return std::make_exception_ptr(KeeperError(kind, message));
 }
 
-std::string normalizePath(std::string path)
+std::optional<ErrorKind> kindOf(const Keeper::Error& error)
 {
-    while (path.size() > 1 && path.back() == '/')
+    try
     {
-        path.pop_back();
+        std::rethrow_exception(error);
     }
-    return path;
-}
-
-std::string joinPath(const std::string& dir, const std::string& name)
-{
-    return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+    catch (const KeeperError& e)
+    {
+        return e.kind();
+    }
+    catch (...)
+    {
+        return std::nullopt;
+    }
 }
 
 bool startsWith(const std::string& text, const std::string& prefix)
@@ -44,1343 +47,601 @@ bool startsWith(const std::string& text, const std::string& prefix)
     return text.compare(0, prefix.size(), prefix) == 0;
 }
 
+const std::string stoppingMessage = "lvkeeperd is stopping; try again once it is back";
+
 } // namespace
 
 struct Keeper::Impl
 {
-    Impl(Config c, CommandRunner& r, Scheduler& s, Filesystems& f, Disks& d, StateStore& st, ActivityWatcher& w,
-         KeeperOptions o) :
-        config(std::move(c)),
-        runner(r), scheduler(s), fs(f), disks(d), state(st), watcher(w), options(std::move(o))
+    Impl(Config c, KeeperSeams s, KeeperOptions o) :
+        config(std::move(c)), seams(s), options(std::move(o)), publisher(s.scheduler, options.propertiesInterval,
+                                                                         [this]() -> const std::vector<VolumeState>&
+                                                                         {
+                                                                             return volumes.all();
+                                                                         }),
+        volumes(s.filesystems, s.watcher, s.scheduler, publisher, headroom),
+        lvm(s.runner, s.executor, s.disks, options.lvmCommand, options.commandTimeout), journal(s.state, s.executor),
+        images(s.state, s.executor, s.disks, s.filesystems),
+        ctx{volumes,       lvm,     images,   journal,     publisher, jobs,     s.executor, s.disks,
+            s.filesystems, s.state, s.runner, s.scheduler, s.gate,    headroom, config,     options.commandTimeout}
     {
-        for (const auto& vc : config.volumes)
-        {
-            VolumeState v;
-            v.config = vc;
-            volumes.push_back(std::move(v));
-        }
+        volumes.configure(config.volumes);
+        jobs.setOnFinish(
+            [this]
+            {
+                maybeStopped();
+            });
     }
 
     Config config;
-    CommandRunner& runner;
-    Scheduler& scheduler;
-    Filesystems& fs;
-    Disks& disks;
-    StateStore& state;
-    ActivityWatcher& watcher;
+    KeeperSeams seams;
     KeeperOptions options;
-    KeeperListener* listener = nullptr;
-
-    std::vector<VolumeState> volumes;
-    JobQueue jobs;
-    std::set<std::size_t> dirty;
-    std::unique_ptr<Timer> propertiesTimer;
-    std::map<std::size_t, std::unique_ptr<Timer>> cooldownTimers;
-    std::set<std::string> ownDevices; ///< loop devices AddDisk attached; not adopted again
     policy::Headroom headroom;
-    std::map<std::string, std::string> addDiskBlocked; ///< VG -> why auto-adding a disk failed (SpaceExhausted reason)
-    std::set<std::string> addDiskQueued;               ///< VGs with an automatic AddDisk waiting in their lane
-    std::map<std::string, std::chrono::milliseconds> lastAddDuration; ///< VG -> how long the last auto add took
-    std::set<std::string> allocationFailed;                           ///< images fallocate could not fill (logged once)
-    std::string lastStatus;
+    Publisher publisher;
+    Volumes volumes;
+    LvmClient lvm;
+    Journal journal;
+    Images images;
+    JobQueue jobs;
+    OperationContext ctx;
+
+    std::map<std::string, DiskLane> diskLanes;              ///< by VG
+    std::map<std::string, std::unique_ptr<Timer>> rechecks; ///< by mount point: the next look
+    std::map<std::string, Scheduler::Clock::time_point> recheckAt;
+    std::uint64_t disksAdded = 0;
     bool started = false;
+    std::function<void()> stopped;
 
-    // ---- helpers -------------------------------------------------------
+    // ---- the flow: observe, decide, queue, operate, publish ---------------------------------------------------
 
-    std::string watchedList() const
+    DiskLane& laneOf(const std::string& vg)
     {
-        std::string list;
-        for (const auto& v : volumes)
-        {
-            list += (list.empty() ? "" : ", ") + v.config.mountPoint;
-            if (!v.vg.empty())
-            {
-                list += " (" + v.lvName() + ")";
-            }
-        }
-        return list.empty() ? "none" : list;
+        auto& lane = diskLanes[vg];
+        lane.autoAddDisk = config.disks.autoAddDisk;
+        return lane;
     }
 
-    std::size_t findVolume(const std::string& spec) const
+    /// A fresh look at one volume's usage, then whatever the decision says (lvmFresh: LVM was just read too).
+    void look(VolumeState& v, bool lvmFresh = false)
     {
-        if (spec.empty())
-        {
-            throw KeeperError(ErrorKind::InvalidArgument,
-                              "no volume given: name a watched mount point like /data or an LV like vg0/data0");
-        }
-        std::string wanted = spec[0] == '/' ? normalizePath(spec) : spec;
-        for (std::size_t i = 0; i < volumes.size(); ++i)
-        {
-            const auto& v = volumes[i];
-            if (v.config.mountPoint == wanted || (!v.vg.empty() && v.lvName() == wanted))
-            {
-                return i;
-            }
-        }
-        throw KeeperError(ErrorKind::NotFound, "\"" + spec + "\" is not a watched volume; watched: " + watchedList() +
-                                                   " (add a [Volume] section with MountPoint= to lvkeeper.conf)");
+        volumes.refreshUsage(v);
+        act(v.config.mountPoint, lvmFresh);
     }
 
-    std::set<std::string> watchedVgs() const
+    /// fresh: the sizes were just read from LVM. Exhaustion is only declared on fresh sizes: a stale VG size
+    /// must not excuse an ENOSPC (an admin's vgextend, a disk just added).
+    void act(const std::string& mountPoint, bool fresh = false)
     {
-        std::set<std::string> vgs;
-        for (const auto& v : volumes)
-        {
-            if (!v.vg.empty())
-            {
-                vgs.insert(v.vg);
-            }
-        }
-        return vgs;
-    }
-
-    void runLvm(std::vector<std::string> args, CommandRunner::Done done)
-    {
-        args.insert(args.begin(), options.lvmCommand);
-        runner.run(std::move(args), options.commandTimeout, std::move(done));
-    }
-
-    void markDirty(std::size_t i)
-    {
-        dirty.insert(i);
-        if (propertiesTimer)
+        auto* v = volumes.find(mountPoint);
+        if (!v || !started || ctx.stopping)
         {
             return;
         }
-        // Rate limit: one PropertiesChanged batch per interval, however busy the writers are.
-        propertiesTimer = scheduler.after(options.propertiesInterval,
-                                          [this]
-                                          {
-                                              flushDirty();
-                                          });
+        if (v->vg.empty())
+        {
+            return;
+        }
+        Decision d = decide(*v, laneOf(v->vg), seams.scheduler.now(), headroom);
+        switch (d.action)
+        {
+        case Decision::Action::Nothing:
+            break;
+        case Decision::Action::Recheck:
+            recheck(mountPoint, d.at);
+            break;
+        case Decision::Action::Grow:
+        {
+            // The disk goes behind the grow; reserved first, so that a decision made while the grow runs (it
+            // may finish at once) does not add a second one.
+            auto& lane = laneOf(v->vg);
+            bool disk = d.addDiskToo && !lane.queued;
+            lane.queued = lane.queued || disk;
+            std::string vg = v->vg;
+            queueAutoGrow(*v);
+            if (disk)
+            {
+                enqueueAutoAddDisk(vg);
+            }
+            break;
+        }
+        case Decision::Action::AddDisk:
+            if (d.reason == "vg-short")
+            {
+                spdlog::info("event=vg-short vg={} vg_free={} fill_rate={}/s", v->vg, formatSize(v->vgFree),
+                             formatSize(static_cast<std::uint64_t>(v->fillRate)));
+            }
+            queueAutoAddDisk(v->vg);
+            break;
+        case Decision::Action::Exhausted:
+            if (v->exhausted)
+            {
+                break; // once per episode
+            }
+            if (!fresh)
+            {
+                queueAutoGrow(*v); // it reads LVM, then decides again on fresh sizes
+                break;
+            }
+            exhausted(*v, d.reason);
+            break;
+        }
     }
 
-    void flushDirty()
+    void recheck(const std::string& mountPoint, Scheduler::Clock::time_point at)
     {
-        auto pending = std::move(dirty);
-        dirty.clear();
-        auto keep = std::move(propertiesTimer); // destroyed at scope end, after the callback returns
-        if (listener)
+        auto it = recheckAt.find(mountPoint);
+        if (it != recheckAt.end() && rechecks[mountPoint] && it->second <= at)
         {
-            for (auto i : pending)
+            return;
+        }
+        auto now = seams.scheduler.now();
+        auto delay =
+            std::chrono::duration_cast<std::chrono::milliseconds>(at > now ? at - now : Scheduler::Clock::duration{});
+        recheckAt[mountPoint] = at;
+        rechecks[mountPoint] = seams.scheduler.after(delay,
+                                                     [this, mountPoint]
+                                                     {
+                                                         auto keep = std::move(rechecks[mountPoint]);
+                                                         recheckAt.erase(mountPoint);
+                                                         if (auto* v = volumes.find(mountPoint))
+                                                         {
+                                                             look(*v);
+                                                         }
+                                                     });
+    }
+
+    void exhausted(VolumeState& v, const std::string& reason)
+    {
+        if (v.exhausted)
+        {
+            return; // once per episode
+        }
+        v.exhausted = reason;
+        spdlog::error("event=space-exhausted volume={} reason=\"{}\"", v.config.mountPoint, reason);
+        publisher.spaceExhausted(v.config.mountPoint, reason);
+        publisher.changed(v.config.mountPoint);
+    }
+
+    void notExhausted(VolumeState& v)
+    {
+        if (v.exhausted)
+        {
+            v.exhausted.reset();
+            publisher.changed(v.config.mountPoint);
+        }
+    }
+
+    void queueAutoGrow(VolumeState& v)
+    {
+        if (v.autoGrowQueued)
+        {
+            return;
+        }
+        v.autoGrowQueued = true;
+        std::string mountPoint = v.config.mountPoint;
+        GrowRequest request{SizeRequest{}, "threshold", true};
+        // Ahead of waiting jobs (a disk being queued, a repair): a writer is about to run out.
+        jobs.enqueueFirst(
+            v.vg, "auto-grow " + mountPoint,
+            [this, mountPoint, request](JobQueue::Finish finish)
             {
-                if (i < volumes.size())
+                auto op = std::make_shared<GrowOperation>(ctx, mountPoint, request);
+                op->run(
+                    [this, mountPoint, finish](const GrowResult& result)
+                    {
+                        if (auto* vol = volumes.find(mountPoint))
+                        {
+                            vol->autoGrowQueued = false;
+                        }
+                        grew(mountPoint, result, true);
+                        finish();
+                        if (volumes.find(mountPoint))
+                        {
+                            // A fast writer may be past the threshold again already; a VG with nothing left
+                            // is decided again with the sizes just read.
+                            act(mountPoint, !result.error);
+                        }
+                    });
+            },
+            [this, mountPoint]
+            {
+                if (auto* vol = volumes.find(mountPoint))
                 {
-                    listener->volumeChanged(i);
+                    vol->autoGrowQueued = false;
                 }
-            }
-        }
-        publishStatus();
+            });
     }
 
-    void publishStatus()
+    /// The outcome of any grow: counters, episodes, signals.
+    void grew(const std::string& mountPoint, const GrowResult& result, bool automatic)
     {
-        std::string status = statusLine();
-        if (status != lastStatus)
-        {
-            lastStatus = status;
-            if (listener)
-            {
-                listener->statusChanged(status);
-            }
-        }
-    }
-
-    std::string statusLine() const
-    {
-        if (volumes.empty())
-        {
-            return "watching no volumes (add a [Volume] section to lvkeeper.conf)";
-        }
-        std::string line;
-        for (const auto& v : volumes)
-        {
-            std::string part = policy::statusFragment(v.config, v.usage, v.mounted, v.readOnly);
-            if (v.state != "idle")
-            {
-                part += " (" + v.state + ")";
-            }
-            line += (line.empty() ? "" : "; ") + part;
-        }
-        return line;
-    }
-
-    void setState(std::size_t i, const std::string& s)
-    {
-        if (volumes[i].state != s)
-        {
-            volumes[i].state = s;
-            markDirty(i);
-        }
-    }
-
-    // ---- mounts and usage ---------------------------------------------
-
-    /// Re-reads the mount of volume i; returns true when a (new) filesystem appeared there.
-    bool refreshMount(std::size_t i)
-    {
-        auto& v = volumes[i];
-        std::optional<MountInfo> mount;
-        try
-        {
-            mount = fs.findMount(v.config.mountPoint);
-        }
-        catch (const std::exception& e)
-        {
-            spdlog::warn("event=mount-read-failed volume={} error=\"{}\"", v.config.mountPoint, e.what());
-            return false;
-        }
-        bool wasMounted = v.mounted;
-        bool wasReadOnly = v.readOnly;
-        bool sameFs = wasMounted && mount && mount->devMajor == v.mount.devMajor && mount->devMinor == v.mount.devMinor;
-        if (!mount)
-        {
-            if (wasMounted)
-            {
-                spdlog::warn("event=unmounted volume={}", v.config.mountPoint);
-                watcher.unwatch(v.config.mountPoint);
-                v.mounted = false;
-                v.readOnly = false;
-                v.usage = FsUsage{};
-                markDirty(i);
-            }
-            return false;
-        }
-        MountInfo previous = v.mount;
-        v.mount = *mount;
-        v.mounted = true;
-        v.readOnly = mount->readOnly;
-        if (!sameFs)
-        {
-            spdlog::info("event=mounted volume={} device={} fstype={} readonly={}", v.config.mountPoint, mount->source,
-                         mount->fsType, mount->readOnly ? "yes" : "no");
-            v.vg.clear();
-            v.lv.clear();
-            v.fsErrors = false;
-            try
-            {
-                watcher.watch(v.config.mountPoint);
-            }
-            catch (const std::exception& e)
-            {
-                spdlog::error("event=watch-failed volume={} error=\"{}\"", v.config.mountPoint, e.what());
-            }
-        }
-        if (v.readOnly && (!wasReadOnly || !sameFs))
-        {
-            std::uint64_t errors = fs.errorCount(*mount);
-            v.fsErrors = v.fsErrors || errors > 0;
-            std::string reason =
-                errors > 0 ? "filesystem recorded " + std::to_string(errors) + " errors" : "mounted read-only";
-            spdlog::warn("event=read-only volume={} reason=\"{}\"", v.config.mountPoint, reason);
-            if (listener)
-            {
-                listener->readOnly(v.config.mountPoint, reason);
-            }
-        }
-        if (!sameFs || v.readOnly != wasReadOnly || mount->source != previous.source)
-        {
-            // Only a real change: every backstop tick and every mount anywhere comes through here.
-            markDirty(i);
-        }
-        return !sameFs;
-    }
-
-    void refreshUsage(std::size_t i)
-    {
-        auto& v = volumes[i];
-        if (!v.mounted)
+        auto* v = volumes.find(mountPoint);
+        if (!v)
         {
             return;
         }
-        FsUsage usage;
-        try
+        auto now = seams.scheduler.now();
+        if (result.grown || result.error)
         {
-            usage = fs.usage(v.config.mountPoint);
+            v->lastGrowEnd = now; // the cooldown counts from a grow that ran, not from one that had nothing to do
         }
-        catch (const std::exception& e)
+        if (result.healed)
         {
-            spdlog::warn("event=statvfs-failed volume={} error=\"{}\"", v.config.mountPoint, e.what());
+            publisher.grown(mountPoint, result.healed->first, result.healed->second, "heal");
+        }
+        if (result.error)
+        {
+            v->lastError = describeError(result.error);
+            ++v->growFailureCount;
+            bool transient = kindOf(result.error) != ErrorKind::NoSpace &&
+                             kindOf(result.error) != ErrorKind::NotFound &&
+                             kindOf(result.error) != ErrorKind::InvalidArgument;
+            if (automatic && transient)
+            {
+                // One log line and one GrowFailed per episode; the retries back off.
+                ++v->failedGrows;
+                v->retryGrowAt = now + policy::backoff(v->failedGrows);
+                if (v->failedGrows == 1)
+                {
+                    spdlog::error("event=grow-failed volume={} error=\"{}\" retry_in_ms={}", mountPoint, v->lastError,
+                                  policy::backoff(1).count());
+                    publisher.growFailed(mountPoint, v->lastError);
+                }
+                else
+                {
+                    spdlog::debug("event=grow-failed volume={} attempt={} error=\"{}\"", mountPoint, v->failedGrows,
+                                  v->lastError);
+                }
+                recheck(mountPoint, *v->retryGrowAt);
+            }
+            else
+            {
+                spdlog::error("event=grow-failed volume={} error=\"{}\"", mountPoint, v->lastError);
+                publisher.growFailed(mountPoint, v->lastError);
+            }
+            publisher.changed(mountPoint);
             return;
         }
-        bool changed = usage.size != v.usage.size || usage.used != v.usage.used ||
-                       usage.available != v.usage.available || usage.inodesUsed != v.usage.inodesUsed ||
-                       usage.readOnly != v.usage.readOnly;
-        v.usage = usage;
-        if (changed)
+        if (result.grown)
         {
-            markDirty(i);
-        }
-        policy::recordSample(v.history, {scheduler.now(), usage.used}, headroom);
-        double rate = policy::fillRate(v.history, headroom);
-        if (rate != v.fillRate)
-        {
-            v.fillRate = rate;
-            markDirty(i);
-        }
-        bool above = policy::aboveThreshold(v.config, usage);
-        if (above && !v.aboveThreshold)
-        {
-            v.aboveThreshold = true;
-            spdlog::info("event=threshold-crossed volume={} used_percent={:.1f} inodes_percent={:.1f} available={} "
-                         "grow_at={}",
-                         v.config.mountPoint, usage.usedPercent(), usage.inodesUsedPercent(),
-                         formatSize(usage.available), v.config.growAt);
-            if (listener)
+            if (v->failedGrows > 0)
             {
-                listener->thresholdCrossed(v.config.mountPoint, usage.usedPercent(), usage.available);
+                spdlog::info("event=grow-recovered volume={} failures={}", mountPoint, v->failedGrows);
+            }
+            v->failedGrows = 0;
+            v->retryGrowAt.reset();
+            v->lastError.clear();
+            v->lastGrowDuration = result.duration;
+            ++v->growCount;
+            v->lastGrowTime = seams.scheduler.wallNow();
+            notExhausted(*v);
+            spdlog::info("event=grown volume={} from={} to={} reason={} vg_free={}", mountPoint,
+                         formatSize(result.oldSize), formatSize(result.newSize), automatic ? "threshold" : "request",
+                         formatSize(v->vgFree));
+            publisher.grown(mountPoint, result.oldSize, result.newSize, automatic ? "threshold" : "request");
+            images.keepAllocated();
+            publisher.changed(mountPoint);
+        }
+    }
+
+    void queueAutoAddDisk(const std::string& vg)
+    {
+        auto& lane = laneOf(vg);
+        if (lane.queued)
+        {
+            return;
+        }
+        lane.queued = true;
+        enqueueAutoAddDisk(vg);
+    }
+
+    void enqueueAutoAddDisk(const std::string& vg)
+    {
+        // One disk per job: a grow that becomes urgent meanwhile goes ahead of the next disk, not behind all.
+        jobs.enqueue(
+            vg, "auto-add-disk " + vg,
+            [this, vg](JobQueue::Finish finish)
+            {
+                setActivityOfVg(vg, Activity::AddingDisk);
+                spdlog::info("event=auto-add-disk vg={}", vg);
+                auto start = seams.scheduler.now();
+                auto op = std::make_shared<AddDiskOperation>(ctx, vg, config.disks.imageSize);
+                op->run(
+                    [this, vg, start, finish](const DiskResult& result)
+                    {
+                        auto& l = laneOf(vg);
+                        l.queued = false;
+                        l.lastAdd =
+                            std::chrono::duration_cast<std::chrono::milliseconds>(seams.scheduler.now() - start);
+                        setActivityOfVg(vg, Activity::Idle);
+                        autoDiskOutcome(vg, result);
+                        finish();
+                        lookAtVg(vg);
+                    });
+            },
+            [this, vg]
+            {
+                laneOf(vg).queued = false;
+            });
+    }
+
+    void autoDiskOutcome(const std::string& vg, const DiskResult& result)
+    {
+        auto& lane = laneOf(vg);
+        if (!result.error)
+        {
+            lane.failures = 0;
+            lane.retryAt.reset();
+            lane.lastingBlock.reset();
+            diskAdded(result);
+            return;
+        }
+        auto kind = kindOf(result.error);
+        std::string text = describeError(result.error);
+        if (kind == ErrorKind::NoHostSpace)
+        {
+            lane.lastingBlock = "no-host-space: volume group " + vg + " is full and no disk can be added: " + text;
+        }
+        else if (kind == ErrorKind::NoSpace)
+        {
+            lane.lastingBlock = "max-disks: volume group " + vg + " is full and no disk can be added: " + text;
+        }
+        if (lane.lastingBlock)
+        {
+            spdlog::warn("event=auto-add-disk-stopped vg={} reason=\"{}\"", vg, *lane.lastingBlock);
+            return;
+        }
+        // Transient (an lvm timeout, a failed probe or pvcreate): try again later, never exhaustion.
+        ++lane.failures;
+        lane.retryAt = seams.scheduler.now() + policy::backoff(lane.failures);
+        if (lane.failures == 1)
+        {
+            spdlog::warn("event=auto-add-disk-failed vg={} error=\"{}\" retry_in_ms={}", vg, text,
+                         policy::backoff(1).count());
+        }
+        for (auto& v : volumes.all())
+        {
+            if (v.vg == vg)
+            {
+                recheck(v.config.mountPoint, *lane.retryAt);
             }
         }
-        else if (!above && v.aboveThreshold)
-        {
-            // Back below GrowAt (space was freed): an exhaustion episode is over.
-            v.aboveThreshold = false;
-            v.exhaustedReported = false;
-            v.exhaustedReason.clear();
-        }
-        if (policy::needsGrow(v.config, usage, v.fillRate, plannedGrow(v), headroom))
-        {
-            maybeAutoGrow(i);
-        }
-        maybeAddDiskEarly(i);
     }
 
-    /// What the filesystem records as its size: statvfs leaves out metadata, so it is no measure of a resize.
-    std::uint64_t fsSizeOf(const VolumeState& v) const
+    /// A disk joined a VG (AddDisk, automatic, adoption or replay): announce it, then look at its volumes.
+    void diskAdded(const DiskResult& result)
     {
-        if (!v.mounted)
+        ++disksAdded;
+        for (auto& v : volumes.all())
         {
-            return 0;
-        }
-        try
-        {
-            if (auto size = fs.filesystemSize(v.mount))
+            if (v.vg == result.vg)
             {
-                return *size;
+                v.vgFree += result.size; // approximate until the next lvs
+                notExhausted(v);
+                publisher.changed(v.config.mountPoint);
             }
         }
-        catch (const std::exception& e)
+        spdlog::info("event=disk-added vg={} image={} device={} size={}", result.vg, result.image, result.device,
+                     formatSize(result.size));
+        publisher.diskAdded(result.vg, result.image, result.device, result.size);
+    }
+
+    /// A full filesystem waiting for a disk may see no more writes (ENOSPC is not a modification): look now.
+    void lookAtVg(const std::string& vg)
+    {
+        for (auto& v : volumes.all())
         {
-            spdlog::warn("event=fs-size-unknown volume={} error=\"{}\"", v.config.mountPoint, e.what());
+            if (v.vg == vg)
+            {
+                look(v);
+            }
         }
-        return v.usage.size;
     }
 
-    std::chrono::milliseconds plannedGrow(const VolumeState& v) const
+    void setActivityOfVg(const std::string& vg, Activity activity)
     {
-        return policy::plannedGrowDuration(v.lastGrowDuration, headroom);
+        for (auto& v : volumes.all())
+        {
+            if (v.vg == vg)
+            {
+                volumes.setActivity(v, activity);
+            }
+        }
     }
 
-    // ---- LVM identity ---------------------------------------------------
-
-    void refreshLvm(std::function<void(Error)> done)
-    {
-        runLvm(lvm::lvsArgs(),
-               [this, done = std::move(done)](const CommandResult& r)
-               {
-                   if (!r.ok())
-                   {
-                       done(makeError(ErrorKind::CommandFailed, "cannot read LVM state: " + r.describe()));
-                       return;
-                   }
-                   std::vector<lvm::Lv> lvs;
-                   try
-                   {
-                       lvs = lvm::parseLvs(r.out);
-                   }
-                   catch (...)
-                   {
-                       done(std::current_exception());
-                       return;
-                   }
-                   for (std::size_t i = 0; i < volumes.size(); ++i)
-                   {
-                       applyLvs(i, lvs);
-                   }
-                   done(nullptr);
-               });
-    }
+    // ---- LVM identity and rescans -------------------------------------------------------------------------
 
     /// Re-reads LVM, then every volume's usage; a failed LVM read is logged, not fatal.
-    void rescanAll(std::function<void()> then = {})
+    void rescanAll(std::function<void()> then = {}, bool background = false)
     {
-        refreshLvm(
-            [this, then = std::move(then)](Error error)
+        lvm.lvs(
+            [this, then = std::move(then)](std::vector<lvm::Lv> lvs, Error error)
             {
                 if (error)
                 {
                     spdlog::warn("event=lvm-scan-failed error=\"{}\"", describeError(error));
                 }
-                for (std::size_t i = 0; i < volumes.size(); ++i)
+                else
                 {
-                    refreshUsage(i);
-                    markDirty(i);
+                    volumes.applyLvs(lvs);
                 }
-                publishStatus();
+                for (auto& v : volumes.all())
+                {
+                    look(v, !error);
+                }
+                publisher.changedAll();
+                publisher.status();
                 if (then)
                 {
                     then();
                 }
-            });
+            },
+            background);
     }
 
-    void applyLvs(std::size_t i, const std::vector<lvm::Lv>& lvs)
+    /// Records every image file that backs a PV of a watched VG so it comes back at boot.
+    void recordBackingImages(const std::vector<lvm::Pv>& pvs)
     {
-        auto& v = volumes[i];
-        if (!v.mounted)
+        auto vgs = volumes.volumeGroups();
+        std::map<std::string, std::string> backing;
+        try
         {
-            return;
-        }
-        for (const auto& lv : lvs)
-        {
-            if (lv.kernelMajor >= 0 && static_cast<unsigned>(lv.kernelMajor) == v.mount.devMajor &&
-                static_cast<unsigned>(lv.kernelMinor) == v.mount.devMinor)
+            for (const auto& loop : seams.disks.loopDevices())
             {
-                if (v.vg.empty())
-                {
-                    spdlog::info("event=identified volume={} lv={}/{} lv_size={}", v.config.mountPoint, lv.vgName,
-                                 lv.name, formatSize(lv.size));
-                }
-                v.vg = lv.vgName;
-                v.lv = lv.name;
-                v.lvPath = lv.path;
-                v.lvSize = lv.size;
-                v.vgFree = lv.vgFree;
-                v.extentSize = lv.vgExtentSize;
-                markDirty(i);
-                return;
+                backing[loop.device] = loop.backingFile;
             }
         }
-        if (!v.vg.empty())
+        catch (const std::exception& e)
         {
-            spdlog::warn("event=lv-vanished volume={} lv={}", v.config.mountPoint, v.lvName());
+            spdlog::warn("event=record-images-failed error=\"{}\"", e.what());
+            return;
         }
-        v.vg.clear();
-        v.lv.clear();
-        markDirty(i);
+        for (const auto& pv : pvs)
+        {
+            auto it = backing.find(pv.name);
+            if (vgs.count(pv.vgName) && it != backing.end() && !it->second.empty())
+            {
+                std::string image = it->second;
+                images.record(image,
+                              [image](Error e)
+                              {
+                                  if (e)
+                                  {
+                                      spdlog::error("event=state-write-failed image={} error=\"{}\"", image,
+                                                    describeError(e));
+                                  }
+                              });
+            }
+        }
     }
 
-    // ---- growing --------------------------------------------------------
+    // ---- start: the journal first ---------------------------------------------------------------------------
 
-    /// Finishes a filesystem grow an earlier run left undone; online resize needs a read-write mount.
-    void queueHeal(std::size_t i)
+    void replay(const std::vector<Intent>& intents)
     {
-        auto& v = volumes[i];
+        for (const auto& intent : intents)
+        {
+            spdlog::info("event=replay op={} step={} since={}", intent.kind, intent.step, intent.since);
+            replayOne(intent,
+                      [intent](Error error)
+                      {
+                          if (error)
+                          {
+                              spdlog::error("event=replay-failed op={} id={} error=\"{}\"", intent.kind, intent.id,
+                                            describeError(error));
+                          }
+                      });
+        }
+    }
+
+    /// Finishes or undoes one intent a stopped run left open; done(error) when it could not be settled (it stays
+    /// open, and Diagnose names it).
+    void replayOne(const Intent& intent, std::function<void(Error)> done)
+    {
+        std::string vg = intent.field("vg");
+        if (vg.empty())
+        {
+            auto lv = intent.field("lv");
+            vg = lv.substr(0, lv.find('/'));
+        }
+        if (intent.kind == "add-disk")
+        {
+            jobs.enqueueFirst(vg, "replay add-disk",
+                              [this, intent, done](JobQueue::Finish finish)
+                              {
+                                  auto op = std::make_shared<AddDiskOperation>(ctx, intent.field("vg"), 0);
+                                  op->resume(intent,
+                                             [this, done, finish](const DiskResult& result)
+                                             {
+                                                 if (!result.error && result.added)
+                                                 {
+                                                     diskAdded(result);
+                                                 }
+                                                 done(result.error);
+                                                 finish();
+                                                 lookAtVg(result.vg);
+                                             });
+                              });
+            return;
+        }
+        if (intent.kind == "recreate-pv")
+        {
+            auto op = std::make_shared<RecreatePvOperation>(ctx, vg, intent.field("device"), intent.field("image"));
+            op->resume(intent,
+                       [done](Error error, const std::string& fixed)
+                       {
+                           if (!error)
+                           {
+                               spdlog::info("event=replay-finished op=recreate-pv result=\"{}\"", fixed);
+                           }
+                           done(error);
+                       });
+            return;
+        }
+        // A grow: the sizes say it all, and an LV that grew but not its filesystem is healed at start like any
+        // other. Single-step operations (adopt, remount, pv commands) are whole or not done at all.
+        journal.close(intent.id);
+        done(nullptr);
+    }
+
+    void queueHeal(VolumeState& v)
+    {
         v.fsGrowPending = true;
-        markDirty(i);
+        publisher.changed(v.config.mountPoint);
         if (v.readOnly)
         {
             spdlog::warn("event=fs-grow-deferred volume={} reason=\"mounted read-only, finished after Remount\"",
                          v.config.mountPoint);
-            setState(i, "fs-grow-pending");
+            volumes.setActivity(v, Activity::FsGrowPending);
             return;
         }
-        jobs.enqueue(v.vg, "heal-fs " + v.config.mountPoint,
-                     [this, i](JobQueue::Finish finish)
-                     {
-                         GrowRequest request{SizeRequest{SizeRequest::Kind::Absolute, 0}, "heal", false};
-                         growJob(
-                             i, request, [](std::uint64_t, Error) {}, finish);
-                     });
+        enqueueGrow(v, GrowRequest{SizeRequest{SizeRequest::Kind::Absolute, 0}, "heal", false},
+                    [](std::uint64_t, Error) {});
     }
 
-    void growFilesystem(std::size_t i, std::function<void(Error)> done)
+    void enqueueGrow(VolumeState& v, GrowRequest request, GrowReply reply)
     {
-        auto& v = volumes[i];
-        std::vector<std::string> argv;
-        if (v.mount.fsType == "ext4" || v.mount.fsType == "ext3" || v.mount.fsType == "ext2")
-        {
-            argv = {"resize2fs", v.mount.source};
-        }
-        else if (v.mount.fsType == "xfs")
-        {
-            argv = {"xfs_growfs", v.config.mountPoint};
-        }
-        else
-        {
-            done(makeError(ErrorKind::InvalidArgument,
-                           "cannot grow a " + v.mount.fsType + " filesystem online; lvkeeper grows ext4 and xfs"));
-            return;
-        }
-        runner.run(
-            argv, options.commandTimeout,
-            [this, i, done = std::move(done)](const CommandResult& r)
+        std::string mountPoint = v.config.mountPoint;
+        jobs.enqueue(
+            v.vg, (request.reason == "heal" ? "heal-fs " : "grow ") + mountPoint,
+            [this, mountPoint, request, reply](JobQueue::Finish finish)
             {
-                auto& vol = volumes[i];
-                if (!r.ok())
-                {
-                    vol.fsGrowPending = true;
-                    markDirty(i);
-                    done(makeError(ErrorKind::CommandFailed, "the LV of " + vol.config.mountPoint +
-                                                                 " grew but its filesystem did not: " + r.describe() +
-                                                                 "; lvkeeper retries on the next grow and at start"));
-                    return;
-                }
-                vol.fsGrowPending = false;
-                spdlog::info("event=fs-grown volume={} duration_ms={}", vol.config.mountPoint, r.duration.count());
-                refreshUsage(i);
-                markDirty(i);
-                done(nullptr);
-            });
-    }
-
-    struct GrowRequest
-    {
-        SizeRequest size;
-        std::string reason;
-        bool automatic = false;
-        bool mayAddDisk = true; ///< automatic: a disk may be added first when the VG cannot hold the step
-        std::chrono::steady_clock::time_point start{};
-    };
-
-    /// The grow job: re-read the real sizes, heal a lagging filesystem, extend, grow the filesystem.
-    void growJob(std::size_t i, GrowRequest request, GrowReply reply, JobQueue::Finish finish)
-    {
-        request.start = scheduler.now();
-        setState(i, "growing");
-        auto fail = [this, i, reply, finish](Error error)
-        {
-            auto& v = volumes[i];
-            v.lastError = describeError(error);
-            v.lastGrowEnd = scheduler.now();
-            spdlog::error("event=grow-failed volume={} error=\"{}\"", v.config.mountPoint, v.lastError);
-            if (listener)
-            {
-                listener->growFailed(v.config.mountPoint, v.lastError);
-            }
-            setState(i, v.fsGrowPending ? "fs-grow-pending" : "idle");
-            reply(0, error);
-            finish();
-        };
-        refreshLvm(
-            [this, i, request, reply, finish, fail](Error error)
-            {
-                if (error)
-                {
-                    fail(error);
-                    return;
-                }
-                auto& v = volumes[i];
-                if (!v.mounted || v.vg.empty())
-                {
-                    fail(makeError(ErrorKind::NotFound,
-                                   v.config.mountPoint + " is not mounted from an LVM logical volume"));
-                    return;
-                }
-                if (v.readOnly && request.automatic)
-                {
-                    finishQuietly(i, reply, finish);
-                    return;
-                }
-                refreshUsage(i);
-                if (request.automatic && !policy::needsGrow(v.config, v.usage, v.fillRate, plannedGrow(v), headroom))
-                {
-                    // Someone freed space or another grow already happened: a stale reading never grows twice.
-                    finishQuietly(i, reply, finish);
-                    return;
-                }
-                auto extend = [this, i, request, reply, finish, fail]()
-                {
-                    extendStep(i, request, reply, finish, fail);
-                };
-                if (policy::filesystemBehind(fsSizeOf(v), v.lvSize, v.extentSize))
-                {
-                    std::uint64_t fsBefore = fsSizeOf(v);
-                    spdlog::warn("event=fs-behind volume={} fs_size={} lv_size={}", v.config.mountPoint,
-                                 formatSize(fsBefore), formatSize(v.lvSize));
-                    growFilesystem(i,
-                                   [this, i, fsBefore, extend, fail](Error e)
-                                   {
-                                       if (e)
-                                       {
-                                           fail(e);
-                                           return;
-                                       }
-                                       // The filesystem caught up with its LV: Grown(heal) with its own sizes.
-                                       std::uint64_t fsAfter = fsSizeOf(volumes[i]);
-                                       spdlog::info("event=healed volume={} from={} to={}",
-                                                    volumes[i].config.mountPoint, formatSize(fsBefore),
-                                                    formatSize(fsAfter));
-                                       if (listener)
-                                       {
-                                           listener->grown(volumes[i].config.mountPoint, fsBefore, fsAfter, "heal");
-                                       }
-                                       extend();
-                                   });
-                    return;
-                }
-                extend();
-            });
-    }
-
-    void finishQuietly(std::size_t i, const GrowReply& reply, const JobQueue::Finish& finish)
-    {
-        volumes[i].lastGrowEnd = scheduler.now();
-        setState(i, "idle");
-        reply(volumes[i].lvSize, nullptr);
-        finish();
-    }
-
-    void extendStep(std::size_t i, const GrowRequest& request, GrowReply reply, JobQueue::Finish finish,
-                    std::function<void(Error)> fail)
-    {
-        auto& v = volumes[i];
-        std::uint64_t step = request.automatic
-                                 ? policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom, v.lvSize)
-                                 : v.config.growStep;
-        std::uint64_t target = policy::requestedTarget(request.size, v.lvSize, step, v.extentSize);
-        auto plan = policy::planGrow(target, v.lvSize, v.config.maxSize, v.vgFree, v.extentSize, request.automatic);
-        if (request.automatic && request.mayAddDisk && plan.cappedByVg && canAutoAddDisk(v.vg) &&
-            !plan.growsAnything(v.lvSize))
-        {
-            // The VG is empty: add disks first (AddDisk's checks and reserve apply), then grow. When it still
-            // has some room, the grow takes that at once and afterAutoGrow() adds disks right behind it: a
-            // writer racing the grow must not wait for a disk it does not need yet.
-            auto wanted = policy::planGrow(target, v.lvSize, v.config.maxSize,
-                                           std::numeric_limits<std::uint64_t>::max(), v.extentSize, false);
-            unsigned count =
-                std::max(1u, policy::disksToAdd(wanted.target - v.lvSize, v.vgFree, config.disks.imageSize));
-            GrowRequest next = request;
-            next.mayAddDisk = false;
-            autoAddDisks(v.vg, count,
-                         [this, i, next, reply, finish, fail]()
-                         {
-                             setState(i, "growing");
-                             refreshLvm(
-                                 [this, i, next, reply, finish, fail](Error e)
-                                 {
-                                     if (e)
-                                     {
-                                         fail(e);
-                                         return;
-                                     }
-                                     extendStep(i, next, reply, finish, fail);
-                                 });
-                         });
-            return;
-        }
-        if (!plan.growsAnything(v.lvSize))
-        {
-            if (plan.cappedByMaxSize && target > v.lvSize)
-            {
-                exhausted(i,
-                          "max-size: " + v.config.mountPoint + " is at its MaxSize=" + formatSize(*v.config.maxSize));
-                fail(makeError(ErrorKind::NoSpace, v.config.mountPoint + " is at its MaxSize=" +
-                                                       formatSize(*v.config.maxSize) + "; raise MaxSize= to grow it"));
-                return;
-            }
-            if (plan.cappedByVg && target > v.lvSize)
-            {
-                noVgSpace(i, target, fail);
-                return;
-            }
-            spdlog::info("event=grow-noop volume={} lv_size={} target={}", v.config.mountPoint, formatSize(v.lvSize),
-                         formatSize(target));
-            finishQuietly(i, reply, finish);
-            return;
-        }
-        if (plan.cappedByVg && !request.automatic)
-        {
-            noVgSpace(i, target, fail);
-            return;
-        }
-        std::uint64_t oldSize = v.lvSize;
-        spdlog::info("event=grow volume={} lv={} from={} to={} reason={}", v.config.mountPoint, v.lvName(),
-                     formatSize(oldSize), formatSize(plan.target), request.reason);
-        runLvm(lvm::lvextendArgs(v.vg, v.lv, plan.target),
-               [this, i, plan, oldSize, request, reply, finish, fail](const CommandResult& r)
-               {
-                   if (!r.ok())
-                   {
-                       fail(makeError(ErrorKind::CommandFailed, "lvextend failed: " + r.describe()));
-                       return;
-                   }
-                   auto& vol = volumes[i];
-                   vol.vgFree -= std::min(vol.vgFree, plan.target - vol.lvSize);
-                   vol.lvSize = plan.target;
-                   markDirty(i);
-                   growFilesystem(i,
-                                  [this, i, plan, oldSize, request, reply, finish, fail](Error e)
-                                  {
-                                      if (e)
-                                      {
-                                          fail(e);
-                                          return;
-                                      }
-                                      auto& vv = volumes[i];
-                                      vv.lastError.clear();
-                                      vv.lastGrowEnd = scheduler.now();
-                                      vv.lastGrowDuration = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          *vv.lastGrowEnd - request.start);
-                                      vv.exhaustedReported = false;
-                                      spdlog::info("event=grown volume={} from={} to={} reason={} vg_free={}",
-                                                   vv.config.mountPoint, formatSize(oldSize), formatSize(plan.target),
-                                                   request.reason, formatSize(vv.vgFree));
-                                      if (listener)
-                                      {
-                                          listener->grown(vv.config.mountPoint, oldSize, plan.target, request.reason);
-                                      }
-                                      keepImagesAllocated();
-                                      if (request.automatic)
-                                      {
-                                          afterAutoGrow(i, plan);
-                                      }
-                                      setState(i, "idle");
-                                      reply(plan.target, nullptr);
-                                      finish();
-                                  });
-               });
-    }
-
-    void noVgSpace(std::size_t i, std::uint64_t target, const std::function<void(Error)>& fail)
-    {
-        auto& v = volumes[i];
-        std::string message = "volume group " + v.vg + " has " + formatSize(v.vgFree) + " free but " +
-                              v.config.mountPoint + " needs " + formatSize(target - v.lvSize) +
-                              " more; add a disk: busctl call org.lvkeeper.Keeper1 /org/lvkeeper/Keeper1 "
-                              "org.lvkeeper.Keeper1.Manager AddDisk ss " +
-                              v.vg + " \"\"";
-        // A request larger than what is free is refused, but only a VG without one more extent is exhausted:
-        // exhaustion pauses auto-grow for the episode.
-        if (v.vgFree < std::max<std::uint64_t>(v.extentSize, 1))
-        {
-            exhausted(i, vgFullReason(v.vg));
-        }
-        fail(makeError(ErrorKind::NoSpace, message));
-    }
-
-    void exhausted(std::size_t i, const std::string& reason)
-    {
-        auto& v = volumes[i];
-        if (v.exhaustedReported)
-        {
-            return;
-        }
-        v.exhaustedReported = true;
-        v.exhaustedReason = reason;
-        spdlog::error("event=space-exhausted volume={} reason=\"{}\"", v.config.mountPoint, reason);
-        if (listener)
-        {
-            listener->spaceExhausted(v.config.mountPoint, reason);
-        }
-    }
-
-    /// Why a full VG cannot get more: the failed automatic AddDisk, or that it is not enabled.
-    std::string vgFullReason(const std::string& vg) const
-    {
-        auto blocked = addDiskBlocked.find(vg);
-        if (blocked != addDiskBlocked.end())
-        {
-            return blocked->second;
-        }
-        if (!config.disks.autoAddDisk)
-        {
-            return "vg-full: volume group " + vg + " is full and AutoAddDisk=no; add a disk with AddDisk";
-        }
-        return "vg-full: volume group " + vg + " is full";
-    }
-
-    bool canAutoAddDisk(const std::string& vg) const
-    {
-        return config.disks.autoAddDisk && !addDiskBlocked.count(vg);
-    }
-
-    /// Adds up to count disks to vg one after the other (AddDisk's job body, in the caller's lane); stops at
-    /// the first failure and remembers it as the VG's SpaceExhausted reason. done() once finished.
-    void autoAddDisks(const std::string& vg, unsigned count, std::function<void()> done)
-    {
-        if (count == 0 || !canAutoAddDisk(vg))
-        {
-            done();
-            return;
-        }
-        setStateOfVg(vg, "adding-disk");
-        spdlog::info("event=auto-add-disk vg={} remaining={}", vg, count);
-        auto error = std::make_shared<Error>();
-        auto start = scheduler.now();
-        addDiskJob(
-            vg, config.disks.imageSize,
-            [error](const std::string&, const std::string&, Error e)
-            {
-                *error = e;
+                auto op = std::make_shared<GrowOperation>(ctx, mountPoint, request);
+                op->run(
+                    [this, mountPoint, reply, finish](const GrowResult& result)
+                    {
+                        grew(mountPoint, result, false);
+                        reply(result.newSize, result.error);
+                        finish();
+                        if (volumes.find(mountPoint))
+                        {
+                            act(mountPoint);
+                        }
+                    });
             },
-            [this, vg, count, error, done, start]()
+            [reply]
             {
-                lastAddDuration[vg] = std::chrono::duration_cast<std::chrono::milliseconds>(scheduler.now() - start);
-                if (*error)
-                {
-                    addDiskBlocked[vg] = addDiskFailureReason(vg, *error);
-                    spdlog::warn("event=auto-add-disk-stopped vg={} reason=\"{}\"", vg, addDiskBlocked[vg]);
-                    done();
-                    return;
-                }
-                autoAddDisks(vg, count - 1, done);
+                reply(0, makeError(ErrorKind::Busy, stoppingMessage));
             });
     }
 
-    std::string addDiskFailureReason(const std::string& vg, const Error& error) const
-    {
-        std::string text = describeError(error);
-        try
-        {
-            std::rethrow_exception(error);
-        }
-        catch (const KeeperError& e)
-        {
-            if (e.kind() == ErrorKind::NoHostSpace)
-            {
-                return "no-host-space: volume group " + vg + " is full and no disk can be added: " + text;
-            }
-            if (e.kind() == ErrorKind::NoSpace)
-            {
-                return "max-disks: volume group " + vg + " is full and no disk can be added: " + text;
-            }
-        }
-        catch (...)
-        {
-        }
-        return "vg-full: volume group " + vg + " is full and adding a disk failed: " + text;
-    }
+    // ---- stop ---------------------------------------------------------------------------------------------
 
-    void setStateOfVg(const std::string& vg, const std::string& state)
+    void maybeStopped()
     {
-        for (std::size_t i = 0; i < volumes.size(); ++i)
-        {
-            if (volumes[i].vg == vg)
-            {
-                setState(i, state);
-            }
-        }
-    }
-
-    /// After an automatic grow: when the VG could not hold the next step, add disks now, before it is empty.
-    void afterAutoGrow(std::size_t i, const policy::GrowPlan& plan)
-    {
-        auto& v = volumes[i];
-        if (!plan.cappedByMaxSize && shortOfNextStep(v) && canAutoAddDisk(v.vg))
-        {
-            queueAutoAddDisk(v.vg);
-        }
-    }
-
-    /// Whether the VG cannot hold the next automatic step while MaxSize still allows it (a disk would help).
-    bool shortOfNextStep(const VolumeState& v) const
-    {
-        std::uint64_t next = policy::autoStep(v.config.growStep, v.fillRate, plannedGrow(v), headroom, v.lvSize);
-        return v.vgFree < next && !(v.config.maxSize && v.lvSize + next > *v.config.maxSize);
-    }
-
-    /// A VG that could get no disk for want of host space may have some now (a process restarted, files
-    /// removed): if so, the episode is over and the next grow adds a disk again.
-    void retryBlockedDisks()
-    {
-        for (auto it = addDiskBlocked.begin(); it != addDiskBlocked.end();)
-        {
-            bool retry = false;
-            if (startsWith(it->second, "no-host-space:"))
-            {
-                try
-                {
-                    checkHostSpace(config.disks.imageSize);
-                    retry = true;
-                }
-                catch (const std::exception&)
-                {
-                }
-            }
-            if (!retry)
-            {
-                ++it;
-                continue;
-            }
-            spdlog::info("event=host-space-back vg={} dir={}", it->first, config.disks.imageDirectory);
-            for (auto& v : volumes)
-            {
-                if (v.vg == it->first)
-                {
-                    v.exhaustedReported = false;
-                    v.exhaustedReason.clear();
-                }
-            }
-            it = addDiskBlocked.erase(it);
-        }
-    }
-
-    std::chrono::milliseconds plannedAdd(const std::string& vg) const
-    {
-        auto it = lastAddDuration.find(vg);
-        return it != lastAddDuration.end() && it->second.count() > 0 ? it->second : headroom.assumedAdd;
-    }
-
-    /// After a disk came in: still short for the writer's rate, or for the next step of a volume that is
-    /// growing? Then the next disk.
-    void recheckDisks(std::size_t i)
-    {
-        auto& v = volumes[i];
-        maybeAddDiskEarly(i);
-        if (addDiskQueued.count(v.vg) || !canAutoAddDisk(v.vg) || !v.aboveThreshold)
+        if (!ctx.stopping || !stopped || !jobs.idle() || ctx.longWaits > 0)
         {
             return;
         }
-        if (shortOfNextStep(v))
-        {
-            queueAutoAddDisk(v.vg);
-        }
-    }
-
-    /// A writer fast enough to empty the VG before a disk could be added and grown into: add it now.
-    void maybeAddDiskEarly(std::size_t i)
-    {
-        auto& v = volumes[i];
-        if (!started || !v.config.autoGrow || !v.mounted || v.readOnly || v.vg.empty() || !canAutoAddDisk(v.vg) ||
-            addDiskQueued.count(v.vg) || (v.config.maxSize && v.lvSize + v.vgFree >= *v.config.maxSize))
-        {
-            return;
-        }
-        if (!policy::vgShort(v.fillRate, v.vgFree, plannedAdd(v.vg), plannedGrow(v), headroom))
-        {
-            return;
-        }
-        auto need = policy::headroomNeeded(v.fillRate, plannedAdd(v.vg) + plannedGrow(v), headroom);
-        spdlog::info("event=vg-short vg={} vg_free={} fill_rate={}/s needed={}", v.vg, formatSize(v.vgFree),
-                     formatSize(static_cast<std::uint64_t>(v.fillRate)), formatSize(need));
-        queueAutoAddDisk(v.vg);
-    }
-
-    void queueAutoAddDisk(const std::string& vg)
-    {
-        if (!addDiskQueued.insert(vg).second)
-        {
-            return;
-        }
-        // One disk per job: a grow that becomes urgent meanwhile goes ahead of the next disk, not behind
-        // all of them. Whether another is needed is asked again when this one is in.
-        jobs.enqueue(vg, "auto-add-disk " + vg,
-                     [this, vg](JobQueue::Finish finish)
-                     {
-                         autoAddDisks(vg, 1,
-                                      [this, vg, finish]()
-                                      {
-                                          addDiskQueued.erase(vg);
-                                          setStateOfVg(vg, "idle");
-                                          finish();
-                                          for (std::size_t k = 0; k < volumes.size(); ++k)
-                                          {
-                                              if (volumes[k].vg == vg)
-                                              {
-                                                  recheckDisks(k);
-                                              }
-                                          }
-                                      });
-                     });
-    }
-
-    /// Images that back watched PVs stay fully allocated: ext4 zeroes new inode tables after a grow, and a
-    /// loop device turns those zeroes into holes in the image.
-    void keepImagesAllocated()
-    {
-        std::vector<std::string> images;
-        try
-        {
-            images = state.images();
-        }
-        catch (const std::exception& e)
-        {
-            spdlog::warn("event=state-read-failed error=\"{}\"", e.what());
-            return;
-        }
-        for (const auto& image : images)
-        {
-            try
-            {
-                auto alloc = disks.fileAllocation(image);
-                if (!alloc || alloc->first + MiB >= alloc->second)
-                {
-                    allocationFailed.erase(image);
-                    continue;
-                }
-                disks.allocateImage(image);
-                allocationFailed.erase(image);
-                spdlog::info("event=image-allocated image={} was={} size={}", image, formatSize(alloc->first),
-                             formatSize(alloc->second));
-            }
-            catch (const std::exception& e)
-            {
-                if (allocationFailed.insert(image).second)
-                {
-                    spdlog::error("event=image-allocate-failed image={} error=\"{}\"", image, e.what());
-                }
-            }
-        }
-    }
-
-    void maybeAutoGrow(std::size_t i)
-    {
-        auto& v = volumes[i];
-        if (!started || !v.config.autoGrow || !v.mounted || v.readOnly || v.vg.empty() || v.autoGrowQueued ||
-            v.exhaustedReported)
-        {
-            return;
-        }
-        auto wait = policy::cooldownLeft(scheduler.now(), v.lastGrowEnd, v.config.cooldown);
-        if (wait.count() > 0 && !policy::urgent(v.usage, v.fillRate, wait, plannedGrow(v), headroom))
-        {
-            if (!cooldownTimers[i])
-            {
-                cooldownTimers[i] = scheduler.after(wait,
-                                                    [this, i]
-                                                    {
-                                                        auto keep = std::move(cooldownTimers[i]);
-                                                        refreshUsage(i);
-                                                    });
-            }
-            return;
-        }
-        v.autoGrowQueued = true;
-        GrowRequest request{SizeRequest{}, "threshold", true};
-        // Ahead of waiting jobs (a disk being queued, a repair): a writer is about to run out.
-        jobs.enqueueFirst(v.vg, "auto-grow " + v.config.mountPoint,
-                          [this, i, request](JobQueue::Finish finish)
-                          {
-                              growJob(
-                                  i, request,
-                                  [this, i](std::uint64_t, Error error)
-                                  {
-                                      volumes[i].autoGrowQueued = false;
-                                      if (!error)
-                                      {
-                                          // Re-check at once: a fast writer may already be past the threshold again.
-                                          refreshUsage(i);
-                                      }
-                                  },
-                                  finish);
-                          });
-    }
-
-    // ---- disks ------------------------------------------------------------
-
-    std::string nextImagePath()
-    {
-        std::set<std::string> names;
-        for (const auto& name : disks.listDirectory(config.disks.imageDirectory))
-        {
-            names.insert(name);
-        }
-        for (unsigned n = 0;; ++n)
-        {
-            std::string name = "disk" + std::to_string(n) + ".img";
-            if (!names.count(name))
-            {
-                return joinPath(config.disks.imageDirectory, name);
-            }
-        }
-    }
-
-    std::string heldDeletedReport(const MountInfo& mount)
-    {
-        std::vector<HeldDeletedFile> held;
-        try
-        {
-            held = fs.heldDeletedFiles(mount.devMajor, mount.devMinor);
-        }
-        catch (const std::exception& e)
-        {
-            return " (could not scan for deleted files held open: " + std::string(e.what()) + ")";
-        }
-        if (held.empty())
-        {
-            return "";
-        }
-        std::uint64_t total = 0;
-        std::string list;
-        for (const auto& h : held)
-        {
-            total += h.bytes;
-            list += (list.empty() ? "" : ", ") + h.command + " (pid " + std::to_string(h.pid) + ") holds " + h.path +
-                    " " + formatSize(h.bytes);
-        }
-        return "; " + formatSize(total) + " more is held by deleted files still open: " + list +
-               " - restart those processes to free it (lvkeeper never kills a process)";
-    }
-
-    /// Checks that the image directory can take size more bytes and keep the reserve; throws NoHostSpace.
-    void checkHostSpace(std::uint64_t size)
-    {
-        const auto& dir = config.disks.imageDirectory;
-        auto mount = fs.mountOf(dir);
-        FsUsage usage = fs.usage(dir);
-        std::uint64_t needed = size + config.disks.reserveHostSpace;
-        if (usage.available >= needed)
-        {
-            return;
-        }
-        std::string message = dir + " has " + formatSize(usage.available) + " free but a new " + formatSize(size) +
-                              " disk needs " + formatSize(needed) +
-                              " (ReserveHostSpace=" + formatSize(config.disks.reserveHostSpace) + " is kept free)";
-        if (mount)
-        {
-            message += heldDeletedReport(*mount);
-        }
-        throw KeeperError(ErrorKind::NoHostSpace, message);
-    }
-
-    /// pvcreate + vgextend of a device; on failure undoes pvcreate; done(error).
-    void joinVg(const std::string& vg, const std::string& device, std::function<void(Error)> done)
-    {
-        std::optional<std::string> signature;
-        try
-        {
-            signature = disks.signature(device);
-        }
-        catch (...)
-        {
-            done(std::current_exception());
-            return;
-        }
-        if (signature)
-        {
-            done(makeError(ErrorKind::InvalidArgument,
-                           device + " carries a " + *signature + " signature; lvkeeper never writes over one"));
-            return;
-        }
-        runLvm(lvm::pvcreateArgs(device),
-               [this, vg, device, done](const CommandResult& r)
-               {
-                   if (!r.ok())
-                   {
-                       done(makeError(ErrorKind::CommandFailed, "pvcreate " + device + " failed: " + r.describe()));
-                       return;
-                   }
-                   runLvm(lvm::vgextendArgs(vg, device),
-                          [this, vg, device, done](const CommandResult& r2)
-                          {
-                              if (r2.ok())
-                              {
-                                  done(nullptr);
-                                  return;
-                              }
-                              auto error =
-                                  makeError(ErrorKind::CommandFailed, "vgextend " + vg + " failed: " + r2.describe());
-                              runLvm(lvm::pvremoveArgs(device),
-                                     [done, error](const CommandResult&)
-                                     {
-                                         done(error);
-                                     });
-                          });
-               });
-    }
-
-    void recordImage(const std::string& image)
-    {
-        try
-        {
-            auto images = state.images();
-            if (std::find(images.begin(), images.end(), image) == images.end())
-            {
-                images.push_back(image);
-                state.setImages(images);
-            }
-        }
-        catch (const std::exception& e)
-        {
-            spdlog::error("event=state-write-failed image={} error=\"{}\"", image, e.what());
-        }
-    }
-
-    void announceDisk(const std::string& vg, const std::string& image, const std::string& device, std::uint64_t size)
-    {
-        for (std::size_t i = 0; i < volumes.size(); ++i)
-        {
-            if (volumes[i].vg == vg)
-            {
-                volumes[i].vgFree += size; // approximate until the next lvs
-                volumes[i].exhaustedReported = false;
-                volumes[i].exhaustedReason.clear();
-                markDirty(i);
-            }
-        }
-        spdlog::info("event=disk-added vg={} image={} device={} size={}", vg, image, device, formatSize(size));
-        if (listener)
-        {
-            listener->diskAdded(vg, image, device, size);
-        }
-        // A full filesystem waiting for this disk may see no more writes (ENOSPC is not a modification): look now.
-        for (std::size_t i = 0; i < volumes.size(); ++i)
-        {
-            if (volumes[i].vg == vg)
-            {
-                refreshUsage(i);
-            }
-        }
-    }
-
-    void addDiskJob(const std::string& vg, std::uint64_t size, AddDiskReply reply, JobQueue::Finish finish)
-    {
-        auto fail = [reply, finish, vg](Error e)
-        {
-            spdlog::error("event=add-disk-failed vg={} error=\"{}\"", vg, describeError(e));
-            reply("", "", e);
-            finish();
-        };
-        runLvm(lvm::vgsArgs(),
-               [this, vg, size, reply, finish, fail](const CommandResult& r)
-               {
-                   if (!r.ok())
-                   {
-                       fail(makeError(ErrorKind::CommandFailed, "cannot read LVM state: " + r.describe()));
-                       return;
-                   }
-                   std::string image;
-                   std::string device;
-                   try
-                   {
-                       auto vgs = lvm::parseVgs(r.out);
-                       auto it = std::find_if(vgs.begin(), vgs.end(),
-                                              [&](const lvm::Vg& g)
-                                              {
-                                                  return g.name == vg;
-                                              });
-                       if (it == vgs.end())
-                       {
-                           throw KeeperError(ErrorKind::NotFound, "volume group " + vg + " does not exist");
-                       }
-                       if (it->pvCount >= config.disks.maxDisks)
-                       {
-                           throw KeeperError(ErrorKind::NoSpace,
-                                             "volume group " + vg + " already has " + std::to_string(it->pvCount) +
-                                                 " disks, MaxDisks=" + std::to_string(config.disks.maxDisks) +
-                                                 "; raise MaxDisks= in [Disks] to add more");
-                       }
-                       checkHostSpace(size);
-                       image = nextImagePath();
-                       disks.createImage(image, size);
-                   }
-                   catch (const std::system_error& e)
-                   {
-                       auto kind =
-                           e.code() == std::errc::no_space_on_device ? ErrorKind::NoHostSpace : ErrorKind::Failed;
-                       fail(makeError(kind, std::string("cannot create the image: ") + e.what()));
-                       return;
-                   }
-                   catch (...)
-                   {
-                       fail(std::current_exception());
-                       return;
-                   }
-                   try
-                   {
-                       device = disks.attachLoop(image);
-                   }
-                   catch (const std::exception& e)
-                   {
-                       removeQuietly(image);
-                       fail(makeError(ErrorKind::Failed, "cannot attach " + image + " to a loop device: " + e.what()));
-                       return;
-                   }
-                   ownDevices.insert(device);
-                   spdlog::info("event=image-attached image={} device={} size={}", image, device, formatSize(size));
-                   joinVg(vg, device,
-                          [this, vg, image, device, size, reply, finish, fail](Error e)
-                          {
-                              ownDevices.erase(device);
-                              if (e)
-                              {
-                                  // Undo in reverse: the device, then the file; nothing half-done is left behind.
-                                  try
-                                  {
-                                      disks.detachLoop(device);
-                                  }
-                                  catch (const std::exception& d)
-                                  {
-                                      spdlog::error("event=undo-failed device={} error=\"{}\"", device, d.what());
-                                  }
-                                  removeQuietly(image);
-                                  fail(e);
-                                  return;
-                              }
-                              recordImage(image);
-                              announceDisk(vg, image, device, size);
-                              reply(image, device, nullptr);
-                              finish();
-                          });
-               });
-    }
-
-    void removeQuietly(const std::string& image)
-    {
-        try
-        {
-            disks.removeImage(image);
-        }
-        catch (const std::exception& e)
-        {
-            spdlog::error("event=undo-failed image={} error=\"{}\"", image, e.what());
-        }
-    }
-
-    void adoptJob(const std::string& vg, const LoopDevice& device, JobQueue::Finish finish)
-    {
-        joinVg(vg, device.device,
-               [this, vg, device, finish](Error e)
-               {
-                   if (e)
-                   {
-                       spdlog::warn("event=adopt-skipped device={} image={} reason=\"{}\"", device.device,
-                                    device.backingFile, describeError(e));
-                       finish();
-                       return;
-                   }
-                   std::uint64_t size = 0;
-                   if (auto alloc = disks.fileAllocation(device.backingFile))
-                   {
-                       size = alloc->second;
-                   }
-                   recordImage(device.backingFile);
-                   announceDisk(vg, device.backingFile, device.device, size);
-                   finish();
-               });
-    }
-
-    /// Records every image file that backs a PV of a watched VG so it comes back at boot.
-    void recordBackingImages()
-    {
-        runLvm(lvm::pvsArgs(),
-               [this](const CommandResult& r)
-               {
-                   if (!r.ok())
-                   {
-                       spdlog::warn("event=pvs-failed error=\"{}\"", r.describe());
-                       return;
-                   }
-                   try
-                   {
-                       auto vgs = watchedVgs();
-                       std::map<std::string, std::string> backing;
-                       for (const auto& loop : disks.loopDevices())
-                       {
-                           backing[loop.device] = loop.backingFile;
-                       }
-                       for (const auto& pv : lvm::parsePvs(r.out))
-                       {
-                           auto it = backing.find(pv.name);
-                           if (vgs.count(pv.vgName) && it != backing.end() && !it->second.empty())
-                           {
-                               recordImage(it->second);
-                           }
-                       }
-                   }
-                   catch (const std::exception& e)
-                   {
-                       spdlog::warn("event=record-images-failed error=\"{}\"", e.what());
-                   }
-               });
+        auto done = std::move(stopped);
+        stopped = nullptr;
+        spdlog::info("event=stopped reason=\"no operation left running\"");
+        done();
     }
 };
 
-Keeper::Keeper(Config config, CommandRunner& runner, Scheduler& scheduler, Filesystems& filesystems, Disks& disks,
-               StateStore& state, ActivityWatcher& watcher, KeeperOptions options) :
-    impl_(std::make_unique<Impl>(std::move(config), runner, scheduler, filesystems, disks, state, watcher,
-                                 std::move(options)))
+Keeper::Keeper(Config config, KeeperSeams seams, KeeperOptions options) :
+    impl_(std::make_unique<Impl>(std::move(config), seams, std::move(options)))
 {
 }
 
@@ -1388,92 +649,112 @@ Keeper::~Keeper() = default;
 
 void Keeper::setListener(KeeperListener* listener)
 {
-    impl_->listener = listener;
+    impl_->publisher.setListener(listener);
 }
 
 void Keeper::start(std::function<void()> ready)
 {
     auto& d = *impl_;
-    for (std::size_t i = 0; i < d.volumes.size(); ++i)
+    for (auto& v : d.volumes.all())
     {
-        d.refreshMount(i);
-        if (!d.volumes[i].mounted)
+        d.volumes.refreshMount(v);
+        if (!v.mounted)
         {
-            spdlog::warn("event=not-mounted volume={}", d.volumes[i].config.mountPoint);
+            spdlog::warn("event=not-mounted volume={}", v.config.mountPoint);
         }
     }
-    d.refreshLvm(
-        [&d, ready = std::move(ready)](Error error)
+    d.journal.load(
+        [&d, ready = std::move(ready)](std::vector<Intent> intents)
         {
-            if (error)
-            {
-                spdlog::warn("event=lvm-scan-failed error=\"{}\"", describeError(error));
-            }
-            d.started = true;
-            for (std::size_t i = 0; i < d.volumes.size(); ++i)
-            {
-                auto& v = d.volumes[i];
-                d.refreshUsage(i);
-                if (v.mounted && !v.vg.empty() && policy::filesystemBehind(d.fsSizeOf(v), v.lvSize, v.extentSize))
+            // lvs waits for the VG lock: an lvm command a killed instance left running finishes first.
+            d.lvm.lvs(
+                [&d, intents, ready](std::vector<lvm::Lv> lvs, Error error)
                 {
-                    // An LV bigger than its filesystem is always healed, first thing.
-                    d.queueHeal(i);
-                }
-            }
-            if (!d.watchedVgs().empty())
-            {
-                d.recordBackingImages();
-            }
-            d.publishStatus();
-            ready();
+                    if (error)
+                    {
+                        spdlog::warn("event=lvm-scan-failed error=\"{}\"", describeError(error));
+                    }
+                    else
+                    {
+                        d.volumes.applyLvs(lvs);
+                    }
+                    d.lvm.pvs(
+                        [&d, intents, ready](std::vector<lvm::Pv> pvs, Error e)
+                        {
+                            d.started = true;
+                            // Before any new work: what the journal says was left half-done.
+                            d.replay(intents);
+                            for (auto& v : d.volumes.all())
+                            {
+                                d.volumes.refreshUsage(v);
+                                if (v.mounted && !v.vg.empty() &&
+                                    policy::filesystemBehind(d.volumes.filesystemSize(v), v.lvSize, v.extentSize))
+                                {
+                                    // An LV bigger than its filesystem is always healed, first thing.
+                                    d.queueHeal(v);
+                                }
+                                d.act(v.config.mountPoint);
+                            }
+                            if (!e && !d.volumes.volumeGroups().empty())
+                            {
+                                d.recordBackingImages(pvs);
+                            }
+                            d.publisher.changedAll();
+                            d.publisher.status();
+                            ready();
+                        });
+                });
         });
+}
+
+void Keeper::stop(std::function<void()> stopped)
+{
+    auto& d = *impl_;
+    if (d.ctx.stopping)
+    {
+        return;
+    }
+    d.ctx.stopping = true;
+    d.stopped = std::move(stopped);
+    d.rechecks.clear();
+    d.recheckAt.clear();
+    spdlog::info("event=stopping running_jobs={} long_waits={}", d.jobs.idle() ? 0 : 1, d.ctx.longWaits);
+    d.publisher.setNote("stopping");
+    d.jobs.cancelWaiting();
+    d.maybeStopped();
+}
+
+bool Keeper::stopping() const
+{
+    return impl_->ctx.stopping;
 }
 
 void Keeper::reload(Config config)
 {
     auto& d = *impl_;
-    std::vector<VolumeState> next;
-    for (const auto& vc : config.volumes)
-    {
-        auto it = std::find_if(d.volumes.begin(), d.volumes.end(),
-                               [&](const VolumeState& v)
-                               {
-                                   return v.config.mountPoint == vc.mountPoint;
-                               });
-        VolumeState v = it != d.volumes.end() ? *it : VolumeState{};
-        v.config = vc;
-        v.exhaustedReported = false; // MaxSize, MaxDisks or AutoAddDisk may have changed: a new episode
-        next.push_back(std::move(v));
-    }
-    for (const auto& old : d.volumes)
-    {
-        bool kept = std::any_of(next.begin(), next.end(),
-                                [&](const VolumeState& v)
-                                {
-                                    return v.config.mountPoint == old.config.mountPoint;
-                                });
-        if (!kept && old.mounted)
-        {
-            d.watcher.unwatch(old.config.mountPoint);
-        }
-    }
     d.config = std::move(config);
-    d.volumes = std::move(next);
-    d.addDiskBlocked.clear();
-    d.cooldownTimers.clear();
-    d.dirty.clear();
-    spdlog::info("event=reloaded volumes={}", d.volumes.size());
-    if (d.listener)
+    d.volumes.configure(d.config.volumes);
+    for (auto& v : d.volumes.all())
     {
-        d.listener->volumesReplaced();
+        v.exhausted.reset(); // MaxSize, MaxDisks or AutoAddDisk may have changed: a new episode
     }
-    for (std::size_t i = 0; i < d.volumes.size(); ++i)
+    // MaxDisks, AutoAddDisk or the image directory may have changed: every disk lane starts again.
+    for (auto& [vg, lane] : d.diskLanes)
     {
-        if (!d.volumes[i].mounted)
+        lane.lastingBlock.reset();
+        lane.retryAt.reset();
+        lane.failures = 0;
+    }
+    d.rechecks.clear();
+    d.recheckAt.clear();
+    spdlog::info("event=reloaded volumes={}", d.volumes.all().size());
+    d.publisher.replaced();
+    for (auto& v : d.volumes.all())
+    {
+        if (!v.mounted)
         {
-            d.refreshMount(i);
+            d.volumes.refreshMount(v);
         }
-        d.markDirty(i);
     }
     d.rescanAll();
 }
@@ -1481,50 +762,45 @@ void Keeper::reload(Config config)
 void Keeper::onActivity(const std::string& mountPoint)
 {
     auto& d = *impl_;
-    for (std::size_t i = 0; i < d.volumes.size(); ++i)
+    if (auto* v = d.volumes.find(mountPoint))
     {
-        if (d.volumes[i].config.mountPoint == mountPoint)
-        {
-            d.refreshUsage(i);
-        }
+        d.look(*v);
     }
 }
 
 void Keeper::onFilesystemError(const std::string& mountPoint)
 {
     auto& d = *impl_;
-    for (std::size_t i = 0; i < d.volumes.size(); ++i)
+    auto* v = d.volumes.find(mountPoint);
+    if (!v)
     {
-        if (d.volumes[i].config.mountPoint != mountPoint)
-        {
-            continue;
-        }
-        if (!d.volumes[i].fsErrors)
-        {
-            d.volumes[i].fsErrors = true;
-            spdlog::error("event=fs-error volume={} action=\"run fsck on {} after unmounting it\"", mountPoint,
-                          d.volumes[i].mount.source);
-            d.markDirty(i);
-        }
-        // errors=remount-ro makes the superblock read-only without a mount table event: look now.
-        d.refreshMount(i);
+        return;
     }
+    if (!v->fsErrors)
+    {
+        v->fsErrors = true;
+        spdlog::error("event=fs-error volume={} action=\"run fsck on {} after unmounting it\"", mountPoint,
+                      v->mount.source);
+        d.publisher.changed(mountPoint);
+    }
+    // errors=remount-ro makes the superblock read-only without a mount table event: look now.
+    d.volumes.refreshMount(*v);
 }
 
 void Keeper::onMountsChanged()
 {
     auto& d = *impl_;
     bool identify = false;
-    for (std::size_t i = 0; i < d.volumes.size(); ++i)
+    for (auto& v : d.volumes.all())
     {
-        identify = d.refreshMount(i) || identify;
-        d.refreshUsage(i);
+        identify = d.volumes.refreshMount(v).appeared || identify;
+        d.look(v);
     }
     if (identify)
     {
         d.rescanAll();
     }
-    d.publishStatus();
+    d.publisher.status();
 }
 
 void Keeper::onLoopDevice(const std::string& action, const LoopDevice& device)
@@ -1536,61 +812,119 @@ void Keeper::onLoopDevice(const std::string& action, const LoopDevice& device)
         return;
     }
     spdlog::info("event=loop-attached device={} image={}", device.device, device.backingFile);
-    const auto& dir = d.config.disks.imageDirectory;
-    if (!d.config.disks.adoptLoopDevices || !startsWith(device.backingFile, joinPath(dir, "")) ||
-        d.ownDevices.count(device.device))
+    if (!d.config.disks.adoptLoopDevices || d.ctx.stopping)
     {
         return;
     }
-    auto vgs = d.watchedVgs();
+    const auto& dir = d.config.disks.imageDirectory;
+    std::string prefix = dir.empty() || dir.back() == '/' ? dir : dir + "/";
+    if (!startsWith(device.backingFile, prefix))
+    {
+        return;
+    }
+    // An image an operation of ours is adding or bringing back is not a stranger to adopt.
+    for (const auto& intent : d.journal.open())
+    {
+        if (intent.field("image") == device.backingFile)
+        {
+            return;
+        }
+    }
+    auto vgs = d.volumes.volumeGroups();
     if (vgs.empty())
     {
         spdlog::warn("event=adopt-skipped device={} reason=\"no watched volume group\"", device.device);
         return;
     }
-    std::string vg = d.volumes.front().vg.empty() ? *vgs.begin() : d.volumes.front().vg;
+    const auto& volumes = d.volumes.all();
+    std::string vg = volumes.front().vg.empty() ? *vgs.begin() : volumes.front().vg;
     d.jobs.enqueue(vg, "adopt " + device.device,
                    [&d, vg, device](JobQueue::Finish finish)
                    {
-                       d.adoptJob(vg, device, finish);
+                       auto op = std::make_shared<AdoptOperation>(d.ctx, vg, device);
+                       op->run(
+                           [&d, finish](const DiskResult& result)
+                           {
+                               if (result.added)
+                               {
+                                   d.diskAdded(result);
+                               }
+                               finish();
+                               if (result.added)
+                               {
+                                   d.lookAtVg(result.vg);
+                               }
+                           });
                    });
 }
 
 void Keeper::onBackstop()
 {
     auto& d = *impl_;
-    d.retryBlockedDisks();
-    d.keepImagesAllocated();
-    for (std::size_t i = 0; i < d.volumes.size(); ++i)
+    // Host space may be back (a process restarted, files removed): the next grow adds a disk again.
+    for (auto& [vg, lane] : d.diskLanes)
     {
-        d.refreshMount(i);
-        d.refreshUsage(i);
+        if (!lane.lastingBlock || !startsWith(*lane.lastingBlock, "no-host-space:"))
+        {
+            continue;
+        }
+        try
+        {
+            d.images.checkRoom(d.config.disks, d.config.disks.imageSize);
+            spdlog::info("event=host-space-back vg={} dir={}", vg, d.config.disks.imageDirectory);
+            lane.lastingBlock.reset();
+        }
+        catch (const std::exception&)
+        {
+        }
     }
-    d.publishStatus();
+    d.images.keepAllocated();
+    bool rescan = false;
+    for (auto& v : d.volumes.all())
+    {
+        d.volumes.refreshMount(v);
+        // An exhausted volume gets space back by an admin's vgextend too: only LVM tells.
+        rescan = rescan || v.exhausted.has_value() || (v.mounted && v.vg.empty());
+    }
+    if (rescan)
+    {
+        d.rescanAll();
+    }
+    else
+    {
+        for (auto& v : d.volumes.all())
+        {
+            d.look(v);
+        }
+    }
+    d.publisher.status();
 }
 
 void Keeper::grow(const std::string& volume, const std::string& size, GrowReply reply)
 {
     auto& d = *impl_;
-    std::size_t i = 0;
+    VolumeState* v = nullptr;
     SizeRequest request;
     try
     {
-        i = d.findVolume(volume);
-        request = parseSizeRequest(size);
-        const auto& v = d.volumes[i];
-        if (!v.mounted)
+        if (d.ctx.stopping)
         {
-            throw KeeperError(ErrorKind::NotFound, v.config.mountPoint + " is not mounted");
+            throw KeeperError(ErrorKind::Busy, stoppingMessage);
         }
-        if (v.vg.empty())
+        v = &d.volumes.named(volume);
+        request = parseSizeRequest(size);
+        if (!v->mounted)
         {
-            throw KeeperError(ErrorKind::NotFound, v.config.mountPoint + " (" + v.mount.source +
+            throw KeeperError(ErrorKind::NotFound, v->config.mountPoint + " is not mounted");
+        }
+        if (v->vg.empty())
+        {
+            throw KeeperError(ErrorKind::NotFound, v->config.mountPoint + " (" + v->mount.source +
                                                        ") is not an LVM logical volume lvkeeper could identify");
         }
-        if (v.readOnly)
+        if (v->readOnly)
         {
-            throw KeeperError(ErrorKind::Busy, v.config.mountPoint +
+            throw KeeperError(ErrorKind::Busy, v->config.mountPoint +
                                                    " is mounted read-only; call Remount first so the filesystem "
                                                    "can grow online");
         }
@@ -1600,12 +934,7 @@ void Keeper::grow(const std::string& volume, const std::string& size, GrowReply 
         reply(0, std::current_exception());
         return;
     }
-    Impl::GrowRequest grow{request, "request", false};
-    d.jobs.enqueue(d.volumes[i].vg, "grow " + volume,
-                   [&d, i, grow, reply](JobQueue::Finish finish)
-                   {
-                       d.growJob(i, grow, reply, finish);
-                   });
+    d.enqueueGrow(*v, GrowRequest{request, "request", false}, std::move(reply));
 }
 
 void Keeper::addDisk(const std::string& vg, const std::string& size, AddDiskReply reply)
@@ -1614,18 +943,24 @@ void Keeper::addDisk(const std::string& vg, const std::string& size, AddDiskRepl
     std::uint64_t bytes = d.config.disks.imageSize;
     try
     {
+        if (d.ctx.stopping)
+        {
+            throw KeeperError(ErrorKind::Busy, stoppingMessage);
+        }
         if (vg.empty())
         {
             throw KeeperError(ErrorKind::InvalidArgument, "no volume group given, e.g. vg0");
         }
-        if (!d.watchedVgs().count(vg))
+        auto vgs = d.volumes.volumeGroups();
+        if (!vgs.count(vg))
         {
             std::string list;
-            for (const auto& g : d.watchedVgs())
+            for (const auto& g : vgs)
             {
                 list += (list.empty() ? "" : ", ") + g;
             }
-            throw KeeperError(ErrorKind::NotFound, "volume group \"" + vg +
+            std::string shown = vg.size() > 200 ? vg.substr(0, 200) + "..." : vg;
+            throw KeeperError(ErrorKind::NotFound, "volume group \"" + shown +
                                                        "\" holds no watched volume; watched volume groups: " +
                                                        (list.empty() ? "none" : list));
         }
@@ -1633,8 +968,7 @@ void Keeper::addDisk(const std::string& vg, const std::string& size, AddDiskRepl
         {
             if (size[0] == '+' || size[0] == '-')
             {
-                throw KeeperError(ErrorKind::InvalidArgument,
-                                  "disk size \"" + size + "\" must be absolute, like 1800M");
+                throw KeeperError(ErrorKind::InvalidArgument, "disk size must be absolute, like 1800M");
             }
             bytes = parseSize(size);
         }
@@ -1643,6 +977,12 @@ void Keeper::addDisk(const std::string& vg, const std::string& size, AddDiskRepl
             throw KeeperError(ErrorKind::InvalidArgument,
                               "disk size " + formatSize(bytes) + " is too small; LVM needs at least 16M");
         }
+        // Sizes near the top of the range would wrap in the host-space check (size + reserve) or in rounding.
+        if (bytes > 1024 * TiB)
+        {
+            throw KeeperError(ErrorKind::InvalidArgument,
+                              "disk size " + formatSize(bytes) + " is too large; lvkeeper adds disks of at most 1024T");
+        }
         bytes = roundUp(bytes, MiB);
     }
     catch (...)
@@ -1650,90 +990,85 @@ void Keeper::addDisk(const std::string& vg, const std::string& size, AddDiskRepl
         reply("", "", std::current_exception());
         return;
     }
-    d.jobs.enqueue(vg, "add-disk " + vg,
-                   [&d, vg, bytes, reply](JobQueue::Finish finish)
-                   {
-                       d.addDiskJob(vg, bytes, reply, finish);
-                   });
+    d.jobs.enqueue(
+        vg, "add-disk " + vg,
+        [&d, vg, bytes, reply](JobQueue::Finish finish)
+        {
+            d.setActivityOfVg(vg, Activity::AddingDisk);
+            auto op = std::make_shared<AddDiskOperation>(d.ctx, vg, bytes);
+            op->run(
+                [&d, vg, reply, finish](const DiskResult& result)
+                {
+                    d.setActivityOfVg(vg, Activity::Idle);
+                    if (!result.error)
+                    {
+                        d.diskAdded(result);
+                        d.laneOf(vg).lastingBlock.reset();
+                    }
+                    reply(result.image, result.device, result.error);
+                    finish();
+                    d.lookAtVg(vg);
+                });
+        },
+        [reply]
+        {
+            reply("", "", makeError(ErrorKind::Busy, stoppingMessage));
+        });
 }
 
 void Keeper::remount(const std::string& volume, RemountReply reply)
 {
     auto& d = *impl_;
+    std::string mountPoint;
     try
     {
-        std::size_t i = d.findVolume(volume);
-        d.refreshMount(i);
-        auto& v = d.volumes[i];
-        if (!v.mounted)
+        if (d.ctx.stopping)
         {
-            throw KeeperError(ErrorKind::NotFound, v.config.mountPoint + " is not mounted; mount it first");
+            throw KeeperError(ErrorKind::Busy, stoppingMessage);
         }
-        if (!v.readOnly)
-        {
-            spdlog::info("event=remount-noop volume={} reason=\"already read-write\"", v.config.mountPoint);
-            reply(nullptr);
-            return;
-        }
-        std::uint64_t errors = d.fs.errorCount(v.mount);
-        if (errors > 0 || v.fsErrors)
-        {
-            v.fsErrors = true;
-            d.markDirty(i);
-            std::string fsck = v.mount.fsType == "xfs" ? "xfs_repair " : "fsck." + v.mount.fsType + " -f ";
-            throw KeeperError(ErrorKind::FilesystemErrors,
-                              v.config.mountPoint + " has recorded filesystem errors (" + std::to_string(errors) +
-                                  "); a remount would risk the data. Stop its users, then run: umount " +
-                                  v.config.mountPoint + " && " + fsck + v.mount.source + " && mount " +
-                                  v.config.mountPoint);
-        }
-        d.setState(i, "remounting");
-        try
-        {
-            d.fs.remountReadWrite(v.mount);
-        }
-        catch (const std::exception& e)
-        {
-            d.setState(i, "idle");
-            throw KeeperError(ErrorKind::CommandFailed,
-                              "cannot remount " + v.config.mountPoint + " read-write: " + e.what());
-        }
-        d.setState(i, "idle");
-        d.refreshMount(i);
-        d.refreshUsage(i);
-        spdlog::info("event=remounted volume={} readonly={}", v.config.mountPoint, v.readOnly ? "yes" : "no");
-        if (v.readOnly)
-        {
-            throw KeeperError(ErrorKind::CommandFailed,
-                              v.config.mountPoint + " is still read-only after the remount; see the kernel log");
-        }
-        if (v.fsGrowPending && !v.vg.empty())
-        {
-            d.queueHeal(i); // deferred while read-only
-        }
-        if (d.listener)
-        {
-            d.listener->remounted(v.config.mountPoint);
-        }
-        d.publishStatus();
-        reply(nullptr);
+        mountPoint = d.volumes.named(volume).config.mountPoint;
     }
     catch (...)
     {
         reply(std::current_exception());
+        return;
     }
+    auto op = std::make_shared<RemountOperation>(d.ctx, mountPoint);
+    op->run(
+        [&d, mountPoint, reply](Error error, bool remounted)
+        {
+            auto* v = d.volumes.find(mountPoint);
+            if (!error && remounted && v)
+            {
+                if (v->fsGrowPending && !v->vg.empty())
+                {
+                    d.queueHeal(*v); // deferred while read-only
+                }
+                d.publisher.remounted(mountPoint);
+                d.publisher.status();
+            }
+            reply(error);
+            if (!error && remounted && v)
+            {
+                d.act(mountPoint);
+            }
+        });
 }
 
 void Keeper::healFilesystem(const std::string& volume, GrowReply reply)
 {
     auto& d = *impl_;
-    std::size_t i = 0;
+    VolumeState* v = nullptr;
     try
     {
-        i = d.findVolume(volume);
-        if (d.volumes[i].vg.empty())
+        if (d.ctx.stopping)
         {
-            throw KeeperError(ErrorKind::NotFound, volume + " is not a mounted LVM logical volume");
+            throw KeeperError(ErrorKind::Busy, stoppingMessage);
+        }
+        v = &d.volumes.named(volume);
+        if (v->vg.empty())
+        {
+            throw KeeperError(ErrorKind::NotFound, v->config.mountPoint + " is not a mounted LVM logical volume");
         }
     }
     catch (...)
@@ -1741,42 +1076,59 @@ void Keeper::healFilesystem(const std::string& volume, GrowReply reply)
         reply(0, std::current_exception());
         return;
     }
-    d.jobs.enqueue(d.volumes[i].vg, "heal-fs " + volume,
-                   [&d, i, reply](JobQueue::Finish finish)
-                   {
-                       Impl::GrowRequest request{SizeRequest{SizeRequest::Kind::Absolute, 0}, "heal", false};
-                       d.growJob(i, request, reply, finish);
-                   });
+    d.enqueueGrow(*v, GrowRequest{SizeRequest{SizeRequest::Kind::Absolute, 0}, "heal", false}, std::move(reply));
 }
 
-void Keeper::enqueue(const std::string& vg, std::string name, JobQueue::Job job)
+void Keeper::enqueue(const std::string& vg, std::string name, JobQueue::Job job, JobQueue::Cancel cancel)
 {
-    impl_->jobs.enqueue(vg, std::move(name), std::move(job));
+    if (impl_->ctx.stopping)
+    {
+        if (cancel)
+        {
+            cancel();
+        }
+        return;
+    }
+    impl_->jobs.enqueue(vg, std::move(name), std::move(job), std::move(cancel));
 }
 
-void Keeper::rescan(std::function<void()> done)
+void Keeper::rescan(std::function<void()> done, bool background)
 {
     auto& d = *impl_;
-    for (std::size_t i = 0; i < d.volumes.size(); ++i)
+    for (auto& v : d.volumes.all())
     {
-        d.refreshMount(i);
+        d.volumes.refreshMount(v);
     }
-    d.rescanAll(std::move(done));
+    d.rescanAll(std::move(done), background);
+}
+
+void Keeper::settle(std::uint64_t intentId, std::function<void(Error)> done)
+{
+    auto& d = *impl_;
+    for (const auto& intent : d.journal.unsettled())
+    {
+        if (intent.id == intentId)
+        {
+            d.replayOne(intent, std::move(done));
+            return;
+        }
+    }
+    done(makeError(ErrorKind::NotFound, "operation " + std::to_string(intentId) + " is not left half-done"));
 }
 
 std::uint64_t Keeper::filesystemSize(std::size_t index) const
 {
-    return impl_->fsSizeOf(impl_->volumes.at(index));
+    return impl_->volumes.filesystemSize(impl_->volumes.all().at(index));
 }
 
 const std::vector<VolumeState>& Keeper::volumes() const
 {
-    return impl_->volumes;
+    return impl_->volumes.all();
 }
 
 std::set<std::string> Keeper::watchedVolumeGroups() const
 {
-    return impl_->watchedVgs();
+    return impl_->volumes.volumeGroups();
 }
 
 const Config& Keeper::config() const
@@ -1786,7 +1138,17 @@ const Config& Keeper::config() const
 
 std::string Keeper::statusLine() const
 {
-    return impl_->statusLine();
+    return impl_->publisher.statusLine();
+}
+
+OperationContext& Keeper::context()
+{
+    return impl_->ctx;
+}
+
+std::uint64_t Keeper::disksAdded() const
+{
+    return impl_->disksAdded;
 }
 
 } // namespace lvkeeper

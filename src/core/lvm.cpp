@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <limits>
 
 namespace lvkeeper::lvm
@@ -17,6 +18,7 @@ using nlohmann::json;
 constexpr const char* pvFields =
     "pv_name,vg_name,pv_size,pv_free,dev_size,pe_start,pv_pe_count,pv_pe_alloc_count,pv_attr";
 constexpr const char* vgFields = "vg_name,vg_size,vg_free,vg_extent_size,vg_extent_count,vg_free_count,pv_count";
+constexpr const char* moveFields = "lv_name,vg_name,copy_percent,move_pv";
 constexpr const char* lvFields =
     "lv_name,vg_name,lv_path,lv_dm_path,lv_size,lv_kernel_major,lv_kernel_minor,vg_free,vg_extent_size";
 
@@ -167,6 +169,14 @@ std::vector<std::string> lvsArgs()
     return reportArgs("lvs", lvFields);
 }
 
+std::vector<std::string> movesArgs()
+{
+    auto args = reportArgs("lvs", moveFields);
+    // pvmove's mirror is a hidden LV: only -a lists it.
+    args.insert(args.begin() + 1, "-a");
+    return args;
+}
+
 std::vector<Pv> parsePvs(std::string_view text)
 {
     std::vector<Pv> pvs;
@@ -232,6 +242,34 @@ std::vector<Lv> parseLvs(std::string_view text)
     return lvs;
 }
 
+std::vector<Move> parseMoves(std::string_view text)
+{
+    std::vector<Move> moves;
+    for (const auto& row : reportRows(text, "lv"))
+    {
+        std::string source = stringField(row, "move_pv");
+        if (source.empty())
+        {
+            continue;
+        }
+        Move move;
+        move.lvName = stringField(row, "lv_name");
+        // Hidden LVs are listed as "[pvmove0]".
+        if (move.lvName.size() > 2 && move.lvName.front() == '[' && move.lvName.back() == ']')
+        {
+            move.lvName = move.lvName.substr(1, move.lvName.size() - 2);
+        }
+        move.vgName = stringField(row, "vg_name");
+        move.sourcePv = source;
+        std::string percent = stringField(row, "copy_percent");
+        char* end = nullptr;
+        double value = std::strtod(percent.c_str(), &end);
+        move.percent = end != percent.c_str() && value >= 0 && value <= 100 ? value : 0;
+        moves.push_back(std::move(move));
+    }
+    return moves;
+}
+
 std::vector<std::string> lvextendArgs(const std::string& vg, const std::string& lv, std::uint64_t bytes)
 {
     // No --resizefs: the daemon grows the filesystem itself, as a separate, watched step.
@@ -256,6 +294,31 @@ std::vector<std::string> vgreduceArgs(const std::string& vg, const std::string& 
 std::vector<std::string> pvremoveArgs(const std::string& device)
 {
     return {"pvremove", device};
+}
+
+std::vector<std::string> pvchangeAllocatableArgs(const std::string& device)
+{
+    return {"pvchange", "--allocatable", "y", device};
+}
+
+std::vector<std::string> pvresizeArgs(const std::string& device)
+{
+    return {"pvresize", device};
+}
+
+std::vector<std::string> pvmoveStartArgs(const std::string& device)
+{
+    return {"pvmove", "--background", device};
+}
+
+std::vector<std::string> pvmoveResumeArgs()
+{
+    return {"pvmove", "--background"};
+}
+
+std::vector<std::string> pvmoveAbortArgs()
+{
+    return {"pvmove", "--abort"};
 }
 
 } // namespace lvkeeper::lvm

@@ -178,6 +178,22 @@ bool vgShort(double rate, std::uint64_t vgFree, std::chrono::milliseconds addDur
     return rate > 0.0 && vgFree < headroomNeeded(rate, addDuration + growDuration, tuning);
 }
 
+std::chrono::milliseconds backoff(unsigned failures)
+{
+    constexpr std::chrono::milliseconds first{1000};
+    constexpr std::chrono::milliseconds cap{60000};
+    if (failures == 0)
+    {
+        return std::chrono::milliseconds{0};
+    }
+    auto wait = first;
+    for (unsigned n = 1; n < failures && wait < cap; ++n)
+    {
+        wait *= 2;
+    }
+    return std::min(wait, cap);
+}
+
 unsigned disksToAdd(std::uint64_t needed, std::uint64_t vgFree, std::uint64_t imageSize)
 {
     if (needed <= vgFree || imageSize == 0)

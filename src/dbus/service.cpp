@@ -135,7 +135,10 @@ class Service::Manager
         auto reply = std::make_shared<std::decay_t<decltype(result)>>(std::move(result));
         try
         {
+            const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
+            uid_t viewer = message ? message->getCredsUid() : static_cast<uid_t>(-1);
             doctor_.diagnose(
+                viewer,
                 [reply](const std::vector<Finding>& findings, Doctor::Error error)
                 {
                     if (error)
@@ -146,7 +149,7 @@ class Service::Manager
                     std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>> out;
                     for (const auto& f : findings)
                     {
-                        out.emplace_back(f.id, f.severity, f.subject, f.problem, f.fix);
+                        out.emplace_back(f.id, std::string(severityName(f.severity)), f.subject, f.problem, f.fix);
                     }
                     reply->returnResults(out);
                 });
@@ -166,12 +169,12 @@ class Service::Manager
         {
             requireRoot(getObject(), "Repair");
             doctor_.repair(ids,
-                           [reply](const std::vector<std::pair<std::string, std::string>>& results)
+                           [reply](const std::vector<RepairResult>& results)
                            {
                                std::vector<sdbus::Struct<std::string, std::string>> out;
-                               for (const auto& [id, text] : results)
+                               for (const auto& r : results)
                                {
-                                   out.emplace_back(id, text);
+                                   out.emplace_back(r.id, r.describe());
                                }
                                reply->returnResults(out);
                            });
@@ -194,23 +197,38 @@ class Service::Manager
 
     double Progress() override
     {
-        return percent_;
+        return fraction_;
+    }
+
+    uint64_t DisksAdded() override
+    {
+        return keeper_.disksAdded();
     }
 
   public:
-    void setProgress(const std::string& job, double percent)
+    void setProgress(const std::string& job, double fraction)
     {
+        if (job == job_ && fraction == fraction_)
+        {
+            return;
+        }
         job_ = job;
-        percent_ = percent;
+        fraction_ = fraction;
         getObject().emitPropertiesChangedSignal(org::lvkeeper::Keeper1::Manager_adaptor::INTERFACE_NAME,
                                                 {"CurrentJob", "Progress"});
+    }
+
+    void disksChanged()
+    {
+        getObject().emitPropertiesChangedSignal(org::lvkeeper::Keeper1::Manager_adaptor::INTERFACE_NAME,
+                                                {"DisksAdded"});
     }
 
   private:
     Keeper& keeper_;
     Doctor& doctor_;
     std::string job_;
-    double percent_ = 0;
+    double fraction_ = 0;
 };
 
 class Service::Volume : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Volume_adaptor,
@@ -323,7 +341,32 @@ class Service::Volume : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::
     }
     std::string State() override
     {
-        return v().state;
+        return std::string(activityName(v().activity));
+    }
+    bool Exhausted() override
+    {
+        return v().exhausted.has_value();
+    }
+    std::string ExhaustedReason() override
+    {
+        return v().exhausted.value_or("");
+    }
+    uint64_t GrowCount() override
+    {
+        return v().growCount;
+    }
+    uint64_t GrowFailureCount() override
+    {
+        return v().growFailureCount;
+    }
+    uint64_t LastGrowTimestamp() override
+    {
+        if (!v().lastGrowTime)
+        {
+            return 0;
+        }
+        return static_cast<uint64_t>(
+            std::chrono::duration_cast<std::chrono::microseconds>(v().lastGrowTime->time_since_epoch()).count());
     }
     std::string LastError() override
     {
@@ -388,6 +431,7 @@ void Service::growFailed(const std::string& volume, const std::string& error)
 void Service::diskAdded(const std::string& vg, const std::string& image, const std::string& device, std::uint64_t size)
 {
     manager_->emitDiskAdded(vg, image, device, size);
+    manager_->disksChanged();
 }
 
 void Service::remounted(const std::string& volume)
@@ -426,9 +470,9 @@ void Service::volumesReplaced()
     buildVolumes();
 }
 
-void Service::progress(const std::string& job, double percent)
+void Service::progress(const std::string& job, double fraction)
 {
-    manager_->setProgress(job, percent);
+    manager_->setProgress(job, fraction);
 }
 
 } // namespace lvkeeper::dbus

@@ -74,6 +74,11 @@ EventScheduler::~EventScheduler()
     sd_event_unref(event_);
 }
 
+std::chrono::system_clock::time_point EventScheduler::wallNow() const
+{
+    return std::chrono::system_clock::now();
+}
+
 Scheduler::Clock::time_point EventScheduler::now() const
 {
     // steady_clock is CLOCK_MONOTONIC on Linux, so the loop's timestamp converts directly.

@@ -315,6 +315,21 @@ std::optional<std::pair<std::uint64_t, std::uint64_t>> LinuxDisks::fileAllocatio
 namespace lvkeeper::sys
 {
 
+void LinuxDisks::flush(const std::string& device)
+{
+    UniqueFd fd(::open(device.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (!fd)
+    {
+        throw sysError(errno, "open " + device);
+    }
+    // For a loop device this reaches lo_req_flush, which fsyncs the backing file: what lvm wrote to the PV
+    // (with O_DIRECT, into the loop device) is in that file's page cache until then.
+    if (::fsync(fd.get()) < 0)
+    {
+        throw sysError(errno, "fsync " + device);
+    }
+}
+
 void LinuxDisks::allocateImage(const std::string& path)
 {
     // Mode 0 over the whole file allocates only the holes; existing data is not touched.

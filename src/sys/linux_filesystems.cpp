@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <system_error>
@@ -90,6 +91,21 @@ std::string readFirstLine(const std::string& path)
         std::getline(in, line);
     }
     return line;
+}
+
+/// The real uid on the "Uid:" line of /proc/<pid>/status; nullopt when the process is gone.
+std::optional<uid_t> processUid(const std::string& pidDir)
+{
+    std::ifstream in(pidDir + "/status");
+    std::string line;
+    while (std::getline(in, line))
+    {
+        if (line.compare(0, 4, "Uid:") == 0)
+        {
+            return static_cast<uid_t>(std::strtoul(line.c_str() + 4, nullptr, 10));
+        }
+    }
+    return std::nullopt;
 }
 
 bool allDigits(const char* name)
@@ -297,6 +313,7 @@ std::vector<HeldDeletedFile> LinuxFilesystems::heldDeletedFiles(unsigned devMajo
         }
         const pid_t pid = static_cast<pid_t>(std::strtol(entry->d_name, nullptr, 10));
         std::string command;
+        std::optional<uid_t> uid;
         while (dirent* fdEntry = ::readdir(fds.get()))
         {
             if (!allDigits(fdEntry->d_name))
@@ -331,9 +348,12 @@ std::vector<HeldDeletedFile> LinuxFilesystems::heldDeletedFiles(unsigned devMajo
             if (command.empty())
             {
                 command = readFirstLine(pidDir + "/comm");
+                uid = processUid(pidDir);
             }
             HeldDeletedFile file;
             file.pid = pid;
+            // Unknown (it just exited) counts as root's: nobody else is told about it.
+            file.uid = uid.value_or(0);
             file.command = command;
             file.path = std::string(name.substr(0, name.size() - deletedSuffix.size()));
             // Blocks, not st_size: a sparse log holds only what it really allocated.

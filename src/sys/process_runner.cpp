@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,12 +70,23 @@ std::pair<UniqueFd, UniqueFd> makePipe()
     ::_exit(127);
 }
 
-// Runs between fork and exec: async-signal-safe calls only, no allocation.
-[[noreturn]] void execChild(char* const* argv, int outFd, int errFd, int statusFd)
-{
+// ioprio_set(2) has no glibc wrapper; the values are the kernel's ABI (linux/ioprio.h).
+constexpr int ioprioWhoProcess = 1;
+constexpr int ioprioClassBestEffort = 2;
+constexpr int ioprioClassShift = 13;
 
-    // A timeout kills the whole group, so helpers the command forks die with it.
+// Runs between fork and exec: async-signal-safe calls only, no allocation.
+[[noreturn]] void execChild(char* const* argv, int outFd, int errFd, int statusFd, bool background)
+{
+    // Its own group: a timeout's SIGTERM reaches the helpers the command forks too.
     ::setpgid(0, 0);
+
+    if (background)
+    {
+        // Raising the nice value needs no privilege; the daemon's -10 stays for the grows.
+        ::setpriority(PRIO_PROCESS, 0, 0);
+        ::syscall(SYS_ioprio_set, ioprioWhoProcess, 0, (ioprioClassBestEffort << ioprioClassShift) | 4);
+    }
 
     // The daemon blocks SIGCHLD and may ignore SIGPIPE; tools expect neither.
     struct sigaction dfl
@@ -230,9 +243,11 @@ struct ProcessRunner::Child
     {
         auto* child = static_cast<Child*>(userdata);
         child->result.timedOut = true;
-        spdlog::warn("event=command-timeout cmd=\"{}\" pid={} action=kill", joinArgv(child->result.argv), child->pid);
-        ::kill(-child->pid, SIGKILL);
-        ::kill(child->pid, SIGKILL);
+        // Never SIGKILL: an lvm command killed between suspend and resume leaves the LV suspended and every
+        // write to it hanging. SIGTERM is deferred by lvm past its critical sections; then it is waited for.
+        spdlog::warn("event=command-timeout cmd=\"{}\" pid={} action=sigterm", joinArgv(child->result.argv),
+                     child->pid);
+        ::kill(-child->pid, SIGTERM);
         return 0;
     }
 
@@ -243,7 +258,7 @@ struct ProcessRunner::Child
         return 0;
     }
 
-    void spawn(sd_event* event, std::chrono::milliseconds timeout)
+    void spawn(sd_event* event, const CommandOptions& options)
     {
         auto [outRead, outWrite] = makePipe();
         auto [errRead, errWrite] = makePipe();
@@ -264,7 +279,7 @@ struct ProcessRunner::Child
         }
         if (pid == 0)
         {
-            execChild(cargv.data(), outWrite.get(), errWrite.get(), statusWrite.get());
+            execChild(cargv.data(), outWrite.get(), errWrite.get(), statusWrite.get(), options.background);
         }
 
         outWrite.reset();
@@ -287,12 +302,8 @@ struct ProcessRunner::Child
         int r = sd_event_add_child(event, &exitSource, pid, WEXITED, onExit, this);
         if (r < 0)
         {
-            // Without a watcher nobody would reap it.
-            ::kill(pid, SIGKILL);
-            while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR)
-            {
-            }
-            pid = -1;
+            // Without a watcher nobody would reap it: ask it to stop (never SIGKILL) and wait here.
+            terminateAndReap();
             throw sysError(-r, "sd_event_add_child (is SIGCHLD blocked?)");
         }
         sd_event_source_set_description(exitSource, "command-exit");
@@ -318,9 +329,9 @@ struct ProcessRunner::Child
         sd_event_source_set_description(outSource, "command-stdout");
         sd_event_source_set_description(errSource, "command-stderr");
 
-        if (timeout.count() > 0 && !result.spawnFailed)
+        if (options.timeout.count() > 0 && !result.spawnFailed)
         {
-            auto usec = static_cast<std::uint64_t>(std::chrono::microseconds(timeout).count());
+            auto usec = static_cast<std::uint64_t>(std::chrono::microseconds(options.timeout).count());
             r = sd_event_add_time_relative(event, &timerSource, CLOCK_MONOTONIC, usec, 1000, onTimeout, this);
             if (r < 0)
             {
@@ -330,14 +341,15 @@ struct ProcessRunner::Child
         }
     }
 
-    void killAndReap()
+    /// Only for a child the loop cannot watch (a failed set-up right after fork): SIGTERM, then a blocking wait.
+    void terminateAndReap()
     {
         if (pid <= 0)
         {
             return;
         }
-        ::kill(-pid, SIGKILL);
-        ::kill(pid, SIGKILL);
+        ::kill(-pid, SIGTERM);
+        ::kill(pid, SIGTERM);
         while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR)
         {
         }
@@ -351,20 +363,21 @@ ProcessRunner::~ProcessRunner()
 {
     for (auto& child : children_)
     {
+        // The keeper lets running commands end before it stops; one still here (the stop timed out) is left
+        // to finish on its own, never killed: the service manager's KillMode=process leaves it be as well.
         if (child->pid > 0)
         {
-            spdlog::warn("event=command-killed cmd=\"{}\" pid={} reason=shutdown", joinArgv(child->result.argv),
+            spdlog::warn("event=command-left-running cmd=\"{}\" pid={} reason=shutdown", joinArgv(child->result.argv),
                          child->pid);
         }
-        sd_event_source* exitSource = std::exchange(child->exitSource, nullptr);
-        sd_event_source_disable_unref(exitSource);
-        child->killAndReap();
+        sd_event_source_disable_unref(std::exchange(child->exitSource, nullptr));
+        child->pid = -1;
     }
     children_.clear();
     sd_event_unref(event_);
 }
 
-void ProcessRunner::run(std::vector<std::string> argv, std::chrono::milliseconds timeout, Done done)
+void ProcessRunner::run(std::vector<std::string> argv, CommandOptions options, Done done)
 {
     auto child = std::make_unique<Child>();
     child->runner = this;
@@ -381,7 +394,7 @@ void ProcessRunner::run(std::vector<std::string> argv, std::chrono::milliseconds
     {
         try
         {
-            child->spawn(event_, timeout);
+            child->spawn(event_, options);
         }
         catch (const std::system_error& e)
         {
@@ -393,7 +406,7 @@ void ProcessRunner::run(std::vector<std::string> argv, std::chrono::milliseconds
     {
         // The caller gets the failure like any other result, from the loop, never from inside run().
         sd_event_source_disable_unref(std::exchange(child->exitSource, nullptr));
-        child->killAndReap();
+        child->terminateAndReap();
         child->result.spawnFailed = true;
         child->result.exitCode = 127;
         child->result.err = failure;

@@ -4,6 +4,8 @@
 // LVM model behind it, and recording fakes of the filesystem, disk, state and watcher seams.
 
 #include "lvkeeper/command.hpp"
+#include "lvkeeper/executor.hpp"
+#include "lvkeeper/fault_gate.hpp"
 #include "lvkeeper/keeper.hpp"
 #include "lvkeeper/lvm.hpp"
 #include "lvkeeper/scheduler.hpp"
@@ -39,6 +41,13 @@ class FakeScheduler : public Scheduler
     Clock::time_point now() const override
     {
         return now_;
+    }
+
+    std::chrono::system_clock::time_point wallNow() const override
+    {
+        // 2026-12-01T00:00:00Z plus the fake clock's movement.
+        return std::chrono::system_clock::time_point(std::chrono::seconds(1796083200)) +
+               std::chrono::duration_cast<std::chrono::system_clock::duration>(now_ - start_);
     }
 
     std::unique_ptr<Timer> after(std::chrono::milliseconds delay, std::function<void()> fn) override
@@ -112,6 +121,7 @@ class FakeScheduler : public Scheduler
 
     // Far from the epoch, so that "no grow yet" and "a grow at time zero" cannot be confused.
     Clock::time_point now_{std::chrono::hours(1000)};
+    Clock::time_point start_{std::chrono::hours(1000)};
     std::uint64_t nextSeq_ = 0;
     std::vector<std::shared_ptr<Entry>> entries_;
 };
@@ -136,15 +146,16 @@ class FakeRunner : public CommandRunner
         std::string key;
         std::vector<std::string> argv;
         std::chrono::milliseconds timeout{0};
+        bool background = false;
     };
 
     explicit FakeRunner(std::string lvmCommand = "lvm") : lvm_(std::move(lvmCommand))
     {}
 
-    void run(std::vector<std::string> argv, std::chrono::milliseconds timeout, Done done) override
+    void run(std::vector<std::string> argv, CommandOptions options, Done done) override
     {
         const std::string key = keyOf(argv);
-        calls_.push_back(Call{key, argv, timeout});
+        calls_.push_back(Call{key, argv, options.timeout, options.background});
         Pending pending{key, std::move(argv), std::nullopt, std::move(done)};
         auto& script = scripts_[key];
         if (!script.empty())
@@ -637,6 +648,18 @@ class FakeDisks : public Disks
         return std::make_pair(it->second - hole, it->second);
     }
 
+    std::vector<std::string> flushed; ///< devices flush() was called for, in order
+    bool flushFails = false;
+
+    void flush(const std::string& device) override
+    {
+        flushed.push_back(device);
+        if (flushFails)
+        {
+            throw std::system_error(EIO, std::generic_category(), "fsync " + device);
+        }
+    }
+
     std::map<std::string, std::uint64_t> holes; ///< bytes not allocated, by image
     std::vector<std::string> allocations;       ///< images allocateImage was called for
     bool allocateFails = false;
@@ -657,15 +680,113 @@ class FakeStateStore : public StateStore
   public:
     std::vector<std::string> stored;
     std::size_t writes = 0;
+    bool imagesUnreadable = false;
+    bool imagesUnwritable = false;
+    std::optional<std::string> journal;      ///< the journal file's text
+    std::vector<std::string> journalHistory; ///< every text written, in order
+    bool journalUnreadable = false;
+    bool journalUnwritable = false;
+    std::vector<std::string> setAside;
 
     std::vector<std::string> images() override
     {
+        if (imagesUnreadable)
+        {
+            throw std::system_error(EIO, std::generic_category(), "read /var/lib/lvkeeper/images");
+        }
         return stored;
     }
     void setImages(const std::vector<std::string>& images) override
     {
+        if (imagesUnwritable)
+        {
+            throw std::system_error(ENOSPC, std::generic_category(), "write /var/lib/lvkeeper/images");
+        }
         ++writes;
         stored = images;
+    }
+    std::optional<std::string> readJournal() override
+    {
+        if (journalUnreadable)
+        {
+            throw std::system_error(EIO, std::generic_category(), "read /var/lib/lvkeeper/journal");
+        }
+        return journal;
+    }
+    void writeJournal(const std::string& text) override
+    {
+        if (journalUnwritable)
+        {
+            throw std::system_error(ENOSPC, std::generic_category(), "write /var/lib/lvkeeper/journal.tmp");
+        }
+        journal = text;
+        journalHistory.push_back(text);
+    }
+    std::string setAsideJournal() override
+    {
+        setAside.push_back(journal.value_or(""));
+        journal.reset();
+        return "/var/lib/lvkeeper/journal.corrupt-1";
+    }
+    std::string location() const override
+    {
+        return "/var/lib/lvkeeper";
+    }
+};
+
+/// Runs offloaded work inline (as if the worker were instant), or holds it until released.
+class FakeExecutor : public Executor
+{
+  public:
+    struct Item
+    {
+        std::string what;
+        Work work;
+        Done done;
+    };
+    std::vector<std::string> names; ///< what was offloaded, in order
+    bool hold = false;
+    std::deque<Item> held;
+
+    void offload(std::string what, Work work, Done done) override
+    {
+        names.push_back(what);
+        if (hold)
+        {
+            held.push_back(Item{std::move(what), std::move(work), std::move(done)});
+            return;
+        }
+        complete(Item{std::move(what), std::move(work), std::move(done)});
+    }
+    /// Runs the oldest held item; false when none is held.
+    bool releaseOne()
+    {
+        if (held.empty())
+        {
+            return false;
+        }
+        Item item = std::move(held.front());
+        held.pop_front();
+        complete(std::move(item));
+        return true;
+    }
+
+  private:
+    static void complete(Item item)
+    {
+        std::exception_ptr error;
+        try
+        {
+            item.work();
+        }
+        catch (...)
+        {
+            error = std::current_exception();
+        }
+        if (item.done)
+        {
+            item.done(error);
+        }
     }
 };
 
@@ -767,6 +888,11 @@ class RecordingListener : public KeeperListener
     {
         ++replaced;
     }
+    void progress(const std::string& job, double fraction) override
+    {
+        progresses.emplace_back(job, fraction);
+    }
+    std::vector<std::pair<std::string, double>> progresses;
 };
 
 } // namespace lvkeeper::test

@@ -15,13 +15,13 @@ namespace
 {
 
 using namespace std::chrono_literals;
+using test::FakeFilesystems;
 using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::StartsWith;
-using test::FakeFilesystems;
 
 constexpr std::uint64_t extent = 4 * MiB;
 constexpr std::uint64_t lvSize = 717 * extent; // 3007315968
@@ -86,7 +86,8 @@ struct GrowResult
 
 Keeper::GrowReply into(GrowResult& r)
 {
-    return [&r](std::uint64_t size, Keeper::Error error) {
+    return [&r](std::uint64_t size, Keeper::Error error)
+    {
         ++r.calls;
         r.size = size;
         r.error = error;
@@ -103,7 +104,8 @@ struct DiskResult
 
 Keeper::AddDiskReply into(DiskResult& r)
 {
-    return [&r](const std::string& image, const std::string& device, Keeper::Error error) {
+    return [&r](const std::string& image, const std::string& device, Keeper::Error error)
+    {
         ++r.calls;
         r.image = image;
         r.device = device;
@@ -119,7 +121,8 @@ struct RemountResult
 
 Keeper::RemountReply into(RemountResult& r)
 {
-    return [&r](Keeper::Error error) {
+    return [&r](Keeper::Error error)
+    {
         ++r.calls;
         r.error = error;
     };
@@ -166,7 +169,8 @@ class KeeperTest : public ::testing::Test
         lvmModel.install(runner);
 
         // Growing the filesystem makes it as large as its LV, keeping what is used; online resize needs rw.
-        auto grow = [this](const std::vector<std::string>& argv) {
+        auto grow = [this](const std::vector<std::string>& argv)
+        {
             if (fs.mounts["/data"].readOnly)
             {
                 return test::FakeRunner::Response{1, "", argv[0] + ": Read-only file system While trying to resize"};
@@ -190,10 +194,15 @@ class KeeperTest : public ::testing::Test
 
     void startKeeper()
     {
-        keeper = std::make_unique<Keeper>(config, runner, scheduler, fs, disks, state, watcher);
+        keeper =
+            std::make_unique<Keeper>(config, KeeperSeams{runner, scheduler, fs, disks, state, watcher, executor, gate});
         keeper->setListener(&listener);
         bool ready = false;
-        keeper->start([&ready] { ready = true; });
+        keeper->start(
+            [&ready]
+            {
+                ready = true;
+            });
         ASSERT_TRUE(ready);
     }
 
@@ -222,6 +231,8 @@ class KeeperTest : public ::testing::Test
     test::FakeDisks disks;
     test::FakeStateStore state;
     test::FakeWatcher watcher;
+    test::FakeExecutor executor;
+    OpenGate gate;
     test::RecordingListener listener;
     std::unique_ptr<Keeper> keeper; // last: destroyed before the fakes it uses
 };
@@ -246,7 +257,7 @@ TEST_F(KeeperTest, StartIdentifiesTheLvByTheMountsDeviceNumberAndCallsReady)
     EXPECT_EQ(v.extentSize, extent);
     EXPECT_EQ(v.usage.size, lvSize);
     EXPECT_FALSE(v.fsGrowPending);
-    EXPECT_EQ(v.state, "idle");
+    EXPECT_EQ(activityName(v.activity), "idle");
     EXPECT_EQ(runner.count("lvextend"), 0U);
     EXPECT_EQ(runner.count("resize2fs"), 0U);
     EXPECT_EQ(keeper->statusLine(), "/data 25% used, grows at 90% by 500M");
@@ -295,7 +306,7 @@ TEST_F(KeeperTest, StartHealsAnLvThatIsBiggerThanItsFilesystem)
     EXPECT_EQ(runner.argvs("resize2fs").at(0), (std::vector<std::string>{"resize2fs", "/dev/mapper/vg0-data0"}));
     EXPECT_EQ(fs.usages["/data"].size, lvSize + step);
     EXPECT_FALSE(data().fsGrowPending);
-    EXPECT_EQ(data().state, "idle");
+    EXPECT_EQ(activityName(data().activity), "idle");
     EXPECT_THAT(listener.growFailures, IsEmpty());
     // The man page's Grown(reason heal), with the filesystem's sizes before and after.
     ASSERT_EQ(listener.grows.size(), 1U);
@@ -434,7 +445,7 @@ TEST_F(KeeperTest, AutoGrowExtendsByTheStepThenGrowsTheFilesystem)
     EXPECT_EQ(listener.grows[0].reason, "threshold");
     EXPECT_EQ(data().lvSize, lvSize + step);
     EXPECT_EQ(data().vgFree, vgFree - step);
-    EXPECT_EQ(data().state, "idle");
+    EXPECT_EQ(activityName(data().activity), "idle");
     EXPECT_FALSE(data().aboveThreshold); // 91% of 2868M is 77% of 3368M
 }
 
@@ -445,7 +456,8 @@ TEST_F(KeeperTest, AutoGrowStepIsRoundedUpToWholeExtents)
     fill(91);
     keeper->onActivity("/data");
     ASSERT_EQ(runner.count("lvextend"), 1U);
-    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 504 * MiB), "vg0/data0"}));
+    EXPECT_EQ(runner.argvs("lvextend").at(0),
+              lvmArgv({"lvextend", "--size", sizeArg(lvSize + 504 * MiB), "vg0/data0"}));
 }
 
 TEST_F(KeeperTest, XfsIsGrownThroughItsMountPoint)
@@ -468,7 +480,7 @@ TEST_F(KeeperTest, ActivityWhileAGrowIsQueuedDoesNotQueueAnother)
     fill(91);
     keeper->onActivity("/data");
     EXPECT_EQ(runner.count("lvs"), lvsBefore + 1);
-    EXPECT_EQ(data().state, "growing");
+    EXPECT_EQ(activityName(data().activity), "growing");
 
     fill(92);
     keeper->onActivity("/data");
@@ -494,7 +506,7 @@ TEST_F(KeeperTest, QueuedAutoGrowRereadsAndSkipsWhenNoLongerAbove)
     EXPECT_EQ(runner.count("lvextend"), 0U);
     EXPECT_THAT(listener.grows, IsEmpty());
     EXPECT_THAT(listener.growFailures, IsEmpty());
-    EXPECT_EQ(data().state, "idle");
+    EXPECT_EQ(activityName(data().activity), "idle");
     EXPECT_FALSE(data().autoGrowQueued);
 }
 
@@ -586,7 +598,8 @@ TEST_F(KeeperTest, GrowByAStepNamingTheLv)
     ASSERT_EQ(r.calls, 1);
     EXPECT_FALSE(r.error) << messageOf(r.error);
     EXPECT_EQ(r.size, lvSize + 500 * MiB);
-    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 500 * MiB), "vg0/data0"}));
+    EXPECT_EQ(runner.argvs("lvextend").at(0),
+              lvmArgv({"lvextend", "--size", sizeArg(lvSize + 500 * MiB), "vg0/data0"}));
 }
 
 TEST_F(KeeperTest, GrowWithoutASizeUsesTheConfiguredStep)
@@ -611,7 +624,7 @@ TEST_F(KeeperTest, GrowToASizeAlreadyReachedSucceedsWithoutLvextend)
     EXPECT_EQ(r.size, lvSize);
     EXPECT_EQ(runner.count("lvextend"), 0U);
     EXPECT_THAT(listener.grows, IsEmpty());
-    EXPECT_EQ(data().state, "idle");
+    EXPECT_EQ(activityName(data().activity), "idle");
 }
 
 TEST_F(KeeperTest, GrowWithABadSizeIsInvalidArgument)
@@ -690,7 +703,7 @@ TEST_F(KeeperTest, LvextendFailureIsCommandFailedAndSignalled)
     EXPECT_THAT(listener.grows, IsEmpty());
     EXPECT_EQ(data().lvSize, lvSize);
     EXPECT_FALSE(data().fsGrowPending);
-    EXPECT_EQ(data().state, "idle");
+    EXPECT_EQ(activityName(data().activity), "idle");
     EXPECT_THAT(data().lastError, HasSubstr("lvextend"));
 }
 
@@ -704,7 +717,7 @@ TEST_F(KeeperTest, ResizeFailureLeavesAPendingFsGrowThatTheNextGrowHealsFirst)
     EXPECT_EQ(kindOf(first.error), ErrorKind::CommandFailed);
     EXPECT_THAT(messageOf(first.error), HasSubstr("resize2fs"));
     EXPECT_TRUE(data().fsGrowPending);
-    EXPECT_EQ(data().state, "fs-grow-pending");
+    EXPECT_EQ(activityName(data().activity), "fs-grow-pending");
     ASSERT_EQ(listener.growFailures.size(), 1U);
     EXPECT_THAT(listener.grows, IsEmpty());
     EXPECT_EQ(modelLvSize(), lvSize + step); // the LV did grow
@@ -717,11 +730,11 @@ TEST_F(KeeperTest, ResizeFailureLeavesAPendingFsGrowThatTheNextGrowHealsFirst)
     EXPECT_THAT(runner.keysSince(before), ElementsAre("lvs", "resize2fs", "lvextend", "resize2fs"));
     EXPECT_EQ(second.size, lvSize + 2 * step);
     EXPECT_FALSE(data().fsGrowPending);
-    EXPECT_EQ(data().state, "idle");
+    EXPECT_EQ(activityName(data().activity), "idle");
     EXPECT_EQ(fs.usages["/data"].size, lvSize + 2 * step);
 }
 
-TEST_F(KeeperTest, MaxSizeReachedIsNoSpaceAndExhaustedOncePerEpisode)
+TEST_F(KeeperTest, ManualGrowBeyondMaxSizeIsNoSpaceButNoExhaustionWhileThereIsRoom)
 {
     config.volumes[0].maxSize = lvSize;
     startKeeper();
@@ -731,14 +744,10 @@ TEST_F(KeeperTest, MaxSizeReachedIsNoSpaceAndExhaustedOncePerEpisode)
     EXPECT_EQ(kindOf(r.error), ErrorKind::NoSpace);
     EXPECT_THAT(messageOf(r.error), HasSubstr("MaxSize"));
     EXPECT_EQ(runner.count("lvextend"), 0U);
-    ASSERT_EQ(listener.exhausted.size(), 1U);
-    EXPECT_EQ(listener.exhausted[0].first, "/data");
-    EXPECT_THAT(listener.exhausted[0].second, HasSubstr("MaxSize"));
-
-    GrowResult again;
-    keeper->grow("/data", "+1G", into(again));
-    EXPECT_EQ(kindOf(again.error), ErrorKind::NoSpace);
-    EXPECT_EQ(listener.exhausted.size(), 1U);
+    ASSERT_EQ(listener.growFailures.size(), 1U);
+    // The volume is a quarter used: it has space. SpaceExhausted says a volume ran out, not that a request was big.
+    EXPECT_THAT(listener.exhausted, IsEmpty());
+    EXPECT_FALSE(data().exhausted);
 }
 
 TEST_F(KeeperTest, AutoGrowAtMaxSizeGivesUpUntilUsageDropsBelowGrowAt)
@@ -776,7 +785,8 @@ TEST_F(KeeperTest, AutoGrowStopsAtMaxSizeRoundedDownToExtents)
     fill(95);
     keeper->onActivity("/data");
     ASSERT_EQ(runner.count("lvextend"), 1U);
-    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 100 * MiB), "vg0/data0"}));
+    EXPECT_EQ(runner.argvs("lvextend").at(0),
+              lvmArgv({"lvextend", "--size", sizeArg(lvSize + 100 * MiB), "vg0/data0"}));
 }
 
 TEST_F(KeeperTest, ManualGrowBeyondTheVgIsNoSpaceNamingFreeSpaceAndAddDisk)
@@ -804,7 +814,8 @@ TEST_F(KeeperTest, AutoGrowTakesWhatIsLeftInTheVg)
     fill(95);
     keeper->onActivity("/data");
     ASSERT_EQ(runner.count("lvextend"), 1U);
-    EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 100 * MiB), "vg0/data0"}));
+    EXPECT_EQ(runner.argvs("lvextend").at(0),
+              lvmArgv({"lvextend", "--size", sizeArg(lvSize + 100 * MiB), "vg0/data0"}));
     ASSERT_EQ(listener.grows.size(), 1U);
     EXPECT_EQ(listener.grows[0].newSize, lvSize + 100 * MiB);
 }
@@ -818,8 +829,11 @@ TEST_F(KeeperTest, AutoGrowInAFullVgIsExhausted)
     EXPECT_EQ(runner.count("lvextend"), 0U);
     ASSERT_EQ(listener.exhausted.size(), 1U);
     EXPECT_THAT(listener.exhausted[0].second, HasSubstr("vg0"));
-    ASSERT_EQ(listener.growFailures.size(), 1U);
-    EXPECT_THAT(listener.growFailures[0].second, HasSubstr("AddDisk"));
+    EXPECT_THAT(listener.exhausted[0].second, HasSubstr("AddDisk"));
+    ASSERT_TRUE(data().exhausted);
+    EXPECT_EQ(data().exhausted->rfind("vg-full:", 0), 0U);
+    // Nothing was tried, so nothing failed.
+    EXPECT_THAT(listener.growFailures, IsEmpty());
 }
 
 TEST_F(KeeperTest, JobsOnOneVgAreSerialized)
@@ -842,7 +856,8 @@ TEST_F(KeeperTest, JobsOnOneVgAreSerialized)
     EXPECT_EQ(first.size, lvSize + 100 * MiB);
     // The second job read the LV after the first had grown it.
     EXPECT_EQ(second.size, lvSize + 300 * MiB);
-    EXPECT_EQ(runner.argvs("lvextend").at(1), lvmArgv({"lvextend", "--size", sizeArg(lvSize + 300 * MiB), "vg0/data0"}));
+    EXPECT_EQ(runner.argvs("lvextend").at(1),
+              lvmArgv({"lvextend", "--size", sizeArg(lvSize + 300 * MiB), "vg0/data0"}));
 }
 
 TEST_F(KeeperTest, AddDiskWaitsForAGrowOnTheSameVg)
@@ -919,10 +934,12 @@ TEST_F(KeeperTest, AddDiskUndoesEverythingWhenVgextendFails)
 {
     startKeeper();
     std::size_t detachedAtPvremove = 99;
-    runner.setHandler("pvremove", [&](const std::vector<std::string>&) {
-        detachedAtPvremove = disks.detached.size();
-        return test::FakeRunner::Response{};
-    });
+    runner.setHandler("pvremove",
+                      [&](const std::vector<std::string>&)
+                      {
+                          detachedAtPvremove = disks.detached.size();
+                          return test::FakeRunner::Response{};
+                      });
     runner.failNext("vgextend", 5, "  Volume group \"vg0\" has insufficient free space");
     auto before = runner.calls().size();
     DiskResult r;
@@ -972,7 +989,7 @@ TEST_F(KeeperTest, AddDiskWithoutHostSpaceNamesWhatHoldsDeletedFiles)
 {
     startKeeper();
     fs.usages["/media"] = FakeFilesystems::usageOf(40 * GiB, 95); // 2.0G free < 1800M + 256M
-    fs.held = {HeldDeletedFile{381, "python3", "/var/log/app/debug.log", 3 * GiB}};
+    fs.held = {HeldDeletedFile{381, 0, "python3", "/var/log/app/debug.log", 3 * GiB}};
     DiskResult r;
     keeper->addDisk("vg0", "", into(r));
     ASSERT_EQ(r.calls, 1);
@@ -1057,13 +1074,17 @@ TEST_F(KeeperTest, OversizedManualGrowDoesNotStopAutoGrow)
     EXPECT_EQ(runner.argvs("lvextend").at(0), lvmArgv({"lvextend", "--size", sizeArg(lvSize + step), "vg0/data0"}));
 }
 
-TEST_F(KeeperTest, ManualGrowInAFullVgIsExhausted)
+TEST_F(KeeperTest, ManualGrowInAFullVgIsNoSpaceButTheVolumeIsNotExhaustedBelowGrowAt)
 {
     lvmModel.setVgFree("vg0", 0);
     startKeeper();
     GrowResult r;
     keeper->grow("/data", "", into(r));
     EXPECT_EQ(kindOf(r.error), ErrorKind::NoSpace);
+    EXPECT_THAT(listener.exhausted, IsEmpty());
+    // Once it fills up it is: the VG has nothing for it and no disk comes (AutoAddDisk=no).
+    fill(95);
+    keeper->onActivity("/data");
     ASSERT_EQ(listener.exhausted.size(), 1U);
     EXPECT_THAT(listener.exhausted[0].second, HasSubstr("vg0"));
 }
@@ -1104,7 +1125,7 @@ TEST_F(KeeperTest, RemountOfAReadOnlyVolume)
     EXPECT_THAT(fs.remounts, ElementsAre("/data"));
     EXPECT_THAT(listener.remounts, ElementsAre("/data"));
     EXPECT_FALSE(data().readOnly);
-    EXPECT_EQ(data().state, "idle");
+    EXPECT_EQ(activityName(data().activity), "idle");
 }
 
 TEST_F(KeeperTest, RemountWithFilesystemErrorsRefusesAndNamesFsck)
@@ -1158,7 +1179,7 @@ TEST_F(KeeperTest, RemountFailureIsReported)
     ASSERT_EQ(r.calls, 1);
     EXPECT_EQ(kindOf(r.error), ErrorKind::CommandFailed);
     EXPECT_THAT(listener.remounts, IsEmpty());
-    EXPECT_EQ(data().state, "idle");
+    EXPECT_EQ(activityName(data().activity), "idle");
 }
 
 TEST_F(KeeperTest, RemountOfAnUnknownVolumeIsNotFound)
@@ -1235,7 +1256,7 @@ TEST_F(KeeperTest, StartDoesNotTryToHealAReadOnlyVolume)
     EXPECT_EQ(runner.count("lvextend"), 0U);
     EXPECT_FALSE(data().fsGrowPending);
     EXPECT_EQ(fs.usages["/data"].size, lvSize + step);
-    EXPECT_EQ(data().state, "idle");
+    EXPECT_EQ(activityName(data().activity), "idle");
 }
 
 TEST_F(KeeperTest, UnmountStopsWatchingAndRemountStartsAgain)
@@ -1384,7 +1405,6 @@ TEST_F(KeeperTest, StatusChangesAreRateLimitedWithProperties)
     EXPECT_EQ(listener.statuses.back(), "/data 75% used, grows at 90% by 500M");
 }
 
-
 // ---- issue 5: fill rate, automatic disks, exhaustion ------------------------------------------------------
 
 /// A writer at bytesPerSecond for duration, as fanotify reports it: an event every 20 ms.
@@ -1500,7 +1520,7 @@ TEST_F(KeeperTest, AutoAddDiskGrowsIntoWhatIsFreeFirstThenAddsTheDisk)
         return std::find(order.begin(), order.end(), what) - order.begin();
     };
     EXPECT_LT(at("lvextend"), at("pvcreate"));
-    scheduler.advance(2s); // the cooldown: no fill rate here says the writer would fill it
+    scheduler.advance(2s);                   // the cooldown: no fill rate here says the writer would fill it
     EXPECT_EQ(runner.count("lvextend"), 2U); // 95% of the old size is still over 90% of the new one
     EXPECT_EQ(modelLvSize(), lvSize + 100 * MiB + step);
     EXPECT_THAT(listener.exhausted, IsEmpty());

@@ -18,6 +18,7 @@ class EventScheduler : public Scheduler
     EventScheduler& operator=(const EventScheduler&) = delete;
 
     Clock::time_point now() const override;
+    std::chrono::system_clock::time_point wallNow() const override;
     std::unique_ptr<Timer> after(std::chrono::milliseconds delay, std::function<void()> fn) override;
 
   private:

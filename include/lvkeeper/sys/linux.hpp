@@ -40,6 +40,7 @@ class LinuxDisks : public Disks
     void removeImage(const std::string& path) override;
     std::optional<std::string> signature(const std::string& device) override;
     void allocateImage(const std::string& path) override;
+    void flush(const std::string& device) override;
     std::vector<std::string> listDirectory(const std::string& dir) override;
     std::optional<std::pair<std::uint64_t, std::uint64_t>> fileAllocation(const std::string& path) override;
 
@@ -47,7 +48,8 @@ class LinuxDisks : public Disks
     std::string sysRoot_;
 };
 
-/// StateStore in a directory: one image path per line in <dir>/images, replaced by rename.
+/// StateStore in a directory: one image path per line in <dir>/images, the intent journal in <dir>/journal;
+/// each replaced by a durable rename.
 class FileStateStore : public StateStore
 {
   public:
@@ -55,6 +57,10 @@ class FileStateStore : public StateStore
 
     std::vector<std::string> images() override;
     void setImages(const std::vector<std::string>& images) override;
+    std::optional<std::string> readJournal() override;
+    void writeJournal(const std::string& text) override;
+    std::string setAsideJournal() override;
+    std::string location() const override;
 
   private:
     std::string dir_;

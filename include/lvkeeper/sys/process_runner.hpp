@@ -10,9 +10,10 @@
 namespace lvkeeper::sys
 {
 
-/// CommandRunner on sd-event: fork+exec (no shell), stdout/stderr captured through pipes,
-/// exit watched with sd_event_add_child, a timer that SIGKILLs on timeout. Needs SIGCHLD blocked.
-/// Destroying it kills what still runs, without callbacks; the sd_event must outlive it.
+/// CommandRunner on sd-event: fork+exec (no shell), stdout/stderr captured through pipes, exit watched
+/// with sd_event_add_child, a timer that sends SIGTERM once on timeout. It never SIGKILLs a command.
+/// Needs SIGCHLD blocked. Destroying it leaves what still runs running, without callbacks; the
+/// sd_event must outlive it.
 class ProcessRunner : public CommandRunner
 {
   public:
@@ -22,7 +23,12 @@ class ProcessRunner : public CommandRunner
     ProcessRunner(const ProcessRunner&) = delete;
     ProcessRunner& operator=(const ProcessRunner&) = delete;
 
-    void run(std::vector<std::string> argv, std::chrono::milliseconds timeout, Done done) override;
+    void run(std::vector<std::string> argv, CommandOptions options, Done done) override;
+    /// Commands still running.
+    std::size_t running() const noexcept
+    {
+        return children_.size();
+    }
 
   private:
     struct Child;
