@@ -323,6 +323,20 @@ inline std::string lvsJson(const std::vector<lvm::Lv>& lvs)
     return nlohmann::json{{"report", {{{"lv", rows}}}}}.dump(2);
 }
 
+/// `lvm lvs -a -o lv_name,vg_name,copy_percent,move_pv`: the moves in progress.
+inline std::string movesJson(const std::vector<lvm::Move>& moves)
+{
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& m : moves)
+    {
+        rows.push_back({{"lv_name", "[" + m.lvName + "]"},
+                        {"vg_name", m.vgName},
+                        {"copy_percent", std::to_string(m.percent)},
+                        {"move_pv", m.sourcePv}});
+    }
+    return nlohmann::json{{"report", {{{"lv", rows}}}}}.dump(2);
+}
+
 inline std::string vgsJson(const std::vector<lvm::Vg>& vgs)
 {
     nlohmann::json rows = nlohmann::json::array();
@@ -364,6 +378,7 @@ class FakeLvm
     std::vector<lvm::Lv> lvs;
     std::vector<lvm::Vg> vgs;
     std::vector<lvm::Pv> pvs;
+    std::vector<lvm::Move> moves;
     std::uint64_t newPvSize = 1796 * MiB; ///< usable size pvcreate gives a new device (an 1800M image)
 
     lvm::Lv& lv(const std::string& vg, const std::string& name)
@@ -410,7 +425,10 @@ class FakeLvm
     /// Answers lvs/vgs/pvs from the model and applies lvextend, pvcreate and vgextend to it.
     void install(FakeRunner& runner)
     {
-        runner.setHandler("lvs", [this](const auto&) { return FakeRunner::Response{0, lvsJson(lvs), ""}; });
+        runner.setHandler("lvs", [this](const std::vector<std::string>& argv) {
+            bool all = std::find(argv.begin(), argv.end(), "-a") != argv.end();
+            return FakeRunner::Response{0, all ? movesJson(moves) : lvsJson(lvs), ""};
+        });
         runner.setHandler("vgs", [this](const auto&) { return FakeRunner::Response{0, vgsJson(vgs), ""}; });
         runner.setHandler("pvs", [this](const auto&) { return FakeRunner::Response{0, pvsJson(pvs), ""}; });
         runner.setHandler("lvextend", [this](const std::vector<std::string>& argv) { return lvextend(argv); });

@@ -1,6 +1,7 @@
 #include "fakes.hpp"
 
 #include "lvkeeper/errors.hpp"
+#include "lvkeeper/journal.hpp"
 #include "lvkeeper/keeper.hpp"
 
 #include <gmock/gmock.h>
@@ -1703,6 +1704,336 @@ TEST_F(KeeperTest, AGrowThatCannotWaitGoesAheadOfAQueuedDisk)
     EXPECT_EQ(std::count(order.begin(), lvextend, std::string("pvcreate")), 1);
     EXPECT_GE(std::count(lvextend, order.end(), std::string("pvcreate")), 1);
     EXPECT_FALSE(admin.error) << messageOf(admin.error);
+}
+
+// ---- durability: flushes, the journal, replay, backoff, stop ---------------------------------------------------
+
+/// The steps an intent went through, from every journal text written.
+std::vector<std::string> journalSteps(const test::FakeStateStore& state, const std::string& kind)
+{
+    std::vector<std::string> steps;
+    for (const auto& text : state.journalHistory)
+    {
+        for (const auto& intent : parseJournal(text))
+        {
+            if (intent.kind == kind && (steps.empty() || steps.back() != intent.step))
+            {
+                steps.push_back(intent.step);
+            }
+        }
+    }
+    return steps;
+}
+
+TEST_F(KeeperTest, LvextendIsFlushedToEveryPvOfTheVgBeforeTheFilesystemGrowsAndTheReply)
+{
+    startKeeper();
+    disks.flushed.clear();
+    bool flushedBeforeResize = false;
+    runner.setHandler("resize2fs",
+                      [this, &flushedBeforeResize](const std::vector<std::string>&)
+                      {
+                          flushedBeforeResize = disks.flushed.size() == 3;
+                          auto& u = fs.usages["/data"];
+                          u.size = modelLvSize();
+                          u.available = u.size - u.used;
+                          return test::FakeRunner::Response{0, "", ""};
+                      });
+    GrowResult r;
+    keeper->grow("/data", "+500M", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_THAT(disks.flushed, ::testing::UnorderedElementsAre("/dev/loop0", "/dev/loop1", "/dev/loop2"));
+    EXPECT_TRUE(flushedBeforeResize);
+}
+
+TEST_F(KeeperTest, AGrowWhoseLvmChangeCannotBeFlushedFailsInsteadOfClaimingSuccess)
+{
+    startKeeper();
+    disks.flushFails = true;
+    GrowResult r;
+    keeper->grow("/data", "+500M", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::CommandFailed);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("could not be made durable"));
+    EXPECT_THAT(listener.grows, IsEmpty());
+}
+
+TEST_F(KeeperTest, AddDiskRecordsEachStepBeforeItRunsAndTheImageBeforeItBecomesAPv)
+{
+    startKeeper();
+    std::vector<std::string> recordedAtPvcreate;
+    runner.setHandler("pvcreate",
+                      [this, &recordedAtPvcreate](const std::vector<std::string>& argv)
+                      {
+                          recordedAtPvcreate = state.stored;
+                          lvm::Pv pv;
+                          pv.name = argv.back();
+                          pv.size = pv.free = lvmModel.newPvSize;
+                          pv.allocatable = true;
+                          lvmModel.pvs.push_back(pv);
+                          return test::FakeRunner::Response{0, "", ""};
+                      });
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    ASSERT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_THAT(journalSteps(state, "add-disk"), ElementsAre("allocate", "attach", "record", "pvcreate", "vgextend"));
+    // A reboot right after pvcreate must attach the image again, or the VG would miss a PV.
+    EXPECT_THAT(recordedAtPvcreate, Contains(r.image));
+    // Done: nothing is left open, and that is durable before the reply.
+    ASSERT_TRUE(state.journal);
+    EXPECT_THAT(parseJournal(*state.journal), IsEmpty());
+    // vgextend wrote metadata to every PV, the new one included.
+    EXPECT_THAT(disks.flushed, Contains(r.device));
+    EXPECT_THAT(disks.flushed, Contains("/dev/loop0"));
+}
+
+TEST_F(KeeperTest, AddDiskFailsAndUndoesWhenTheImageCannotBeRecorded)
+{
+    startKeeper();
+    state.imagesUnwritable = true;
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_EQ(kindOf(r.error), ErrorKind::Failed);
+    EXPECT_THAT(messageOf(r.error), HasSubstr("cannot record"));
+    EXPECT_EQ(runner.count("pvcreate"), 0U);
+    ASSERT_EQ(disks.created.size(), 1U);
+    EXPECT_THAT(disks.removed, ElementsAre(disks.created[0].first));
+    EXPECT_EQ(disks.detached.size(), 1U);
+    EXPECT_THAT(listener.disksAdded, IsEmpty());
+}
+
+/// A journal a crash left: an add-disk of image at step.
+std::string leftOver(const std::string& step, const std::string& image, const std::string& device = "")
+{
+    Intent intent;
+    intent.id = 7;
+    intent.kind = "add-disk";
+    intent.step = step;
+    intent.since = "2026-12-01T10:00:00Z";
+    intent.fields = {{"vg", "vg0"}, {"image", image}, {"size", std::to_string(1800 * MiB)}};
+    if (!device.empty())
+    {
+        intent.fields["device"] = device;
+    }
+    return serializeJournal({intent});
+}
+
+TEST_F(KeeperTest, AnImageThatNeverBecameAPvIsDetachedRemovedAndForgottenAtStart)
+{
+    // The crash came between attach and pvcreate; at boot lvkeeper-attach brought the recorded image back.
+    disks.files["/media/disk3.img"] = 1800 * MiB;
+    disks.loops.push_back({"/dev/loop5", "/media/disk3.img"});
+    state.stored = {"/media/disk0.img", "/media/disk1.img", "/media/disk2.img", "/media/disk3.img"};
+    state.journal = leftOver("pvcreate", "/media/disk3.img", "/dev/loop3");
+    startKeeper();
+    EXPECT_THAT(disks.detached, ElementsAre("/dev/loop5")); // found by its image, not the old device name
+    EXPECT_THAT(disks.removed, ElementsAre("/media/disk3.img"));
+    EXPECT_THAT(state.stored, Not(Contains("/media/disk3.img")));
+    EXPECT_EQ(runner.count("pvcreate"), 0U);
+    EXPECT_THAT(parseJournal(*state.journal), IsEmpty());
+    EXPECT_THAT(listener.disksAdded, IsEmpty());
+}
+
+TEST_F(KeeperTest, AnImageThatBecameAPvIsAddedToItsVgAtStartAndAnnounced)
+{
+    // The crash came after pvcreate, before vgextend.
+    disks.files["/media/disk3.img"] = 1800 * MiB;
+    disks.loops.push_back({"/dev/loop3", "/media/disk3.img"});
+    disks.signatures["/dev/loop3"] = "LVM2_member";
+    lvm::Pv orphan{"/dev/loop3", "", 1796 * MiB, 1796 * MiB, 1800 * MiB, MiB, 449, 0, true};
+    lvmModel.pvs.push_back(orphan);
+    state.stored = {"/media/disk0.img", "/media/disk1.img", "/media/disk2.img", "/media/disk3.img"};
+    state.journal = leftOver("vgextend", "/media/disk3.img", "/dev/loop3");
+    startKeeper();
+    ASSERT_EQ(runner.argvs("vgextend").size(), 1U);
+    EXPECT_EQ(runner.argvs("vgextend").at(0), lvmArgv({"vgextend", "vg0", "/dev/loop3"}));
+    ASSERT_EQ(listener.disksAdded.size(), 1U);
+    EXPECT_EQ(listener.disksAdded[0].image, "/media/disk3.img");
+    EXPECT_THAT(disks.removed, IsEmpty());
+    EXPECT_THAT(parseJournal(*state.journal), IsEmpty());
+}
+
+TEST_F(KeeperTest, AMissingImageOfAnInterruptedAddDiskIsForgotten)
+{
+    state.stored = {"/media/disk0.img", "/media/disk1.img", "/media/disk2.img", "/media/disk9.img"};
+    state.journal = leftOver("allocate", "/media/disk9.img");
+    startKeeper();
+    EXPECT_THAT(state.stored, Not(Contains("/media/disk9.img")));
+    EXPECT_THAT(parseJournal(*state.journal), IsEmpty());
+}
+
+TEST_F(KeeperTest, ACorruptJournalIsSetAsideReportedAndNeverStopsTheKeeper)
+{
+    state.journal = "{\"version\": 1, \"intents\": [ {\"id\": ";
+    startKeeper();
+    ASSERT_EQ(state.setAside.size(), 1U);
+    auto problem = keeper->context().journal.problem();
+    ASSERT_TRUE(problem);
+    EXPECT_EQ(problem->id.rfind("journal-corrupt:", 0), 0U);
+    EXPECT_THAT(problem->text, HasSubstr("journal.corrupt-1"));
+    // /data is still kept alive.
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvextend"), 1U);
+}
+
+TEST_F(KeeperTest, AGrowGoesAheadWhenTheJournalCannotBeWrittenAndThatIsReported)
+{
+    startKeeper();
+    state.journalUnwritable = true;
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("lvextend"), 1U);
+    ASSERT_EQ(listener.grows.size(), 1U);
+    auto problem = keeper->context().journal.problem();
+    ASSERT_TRUE(problem);
+    EXPECT_EQ(problem->id.rfind("journal-unwritable:", 0), 0U);
+}
+
+TEST_F(KeeperTest, APersistentLvextendFailureBacksOffWithOneSignalPerEpisode)
+{
+    startKeeper();
+    runner.setHandler("lvextend",
+                      [](const std::vector<std::string>&) {
+                          return test::FakeRunner::Response{5, "", "  Volume group vg0 is locked by another command"};
+                      });
+    fill(95);
+    for (int second = 0; second < 60; ++second)
+    {
+        keeper->onActivity("/data"); // a writer keeps writing, every second
+        scheduler.advance(1s);
+    }
+    // Backoff 1, 2, 4, 8, 16, 32 s: a handful of attempts in a minute, not sixty.
+    EXPECT_LE(runner.count("lvextend"), 8U);
+    EXPECT_GE(runner.count("lvextend"), 5U);
+    EXPECT_EQ(listener.growFailures.size(), 1U);
+    EXPECT_THAT(listener.exhausted, IsEmpty()); // a transient failure is never exhaustion
+    EXPECT_GE(data().growFailureCount, 5U);
+
+    // It recovers by itself: the next attempt works and the episode is over.
+    runner.setHandler("lvextend", [this](const std::vector<std::string>& argv) {
+        auto target = std::stoull(argv.at(3).substr(0, argv.at(3).size() - 1));
+        lvmModel.lv("vg0", "data0").size = target;
+        return test::FakeRunner::Response{0, "", ""};
+    });
+    scheduler.advance(60s);
+    keeper->onActivity("/data");
+    EXPECT_GE(listener.grows.size(), 1U);
+    EXPECT_EQ(data().failedGrows, 0U);
+}
+
+TEST_F(KeeperTest, ATransientAddDiskFailureIsRetriedAndNeverSaidToBeExhaustion)
+{
+    config.disks.autoAddDisk = true;
+    lvmModel.setVgFree("vg0", 0);
+    startKeeper();
+    scheduler.advance(10s); // no writer: the jump to 95% below is no fill rate
+    runner.failNext("pvcreate", 5, "  Can't open /dev/loop3 exclusively.  Mounted filesystem?");
+    fill(95);
+    keeper->onActivity("/data");
+    EXPECT_EQ(runner.count("pvcreate"), 1U);
+    EXPECT_THAT(listener.exhausted, IsEmpty());
+    EXPECT_THAT(listener.disksAdded, IsEmpty());
+    // The backoff passes: the next disk goes in and the volume grows into it.
+    scheduler.advance(2s);
+    EXPECT_EQ(runner.count("pvcreate"), 2U);
+    ASSERT_EQ(listener.disksAdded.size(), 1U);
+    EXPECT_GE(runner.count("lvextend"), 1U);
+    EXPECT_THAT(listener.exhausted, IsEmpty());
+}
+
+TEST_F(KeeperTest, ExhaustionEndsByItselfWhenAnAdminAddsSpaceToTheVg)
+{
+    lvmModel.setVgFree("vg0", 0);
+    startKeeper();
+    fill(95);
+    keeper->onActivity("/data");
+    ASSERT_EQ(listener.exhausted.size(), 1U);
+    ASSERT_TRUE(data().exhausted);
+    lvmModel.setVgFree("vg0", 2 * GiB); // an admin's vgextend
+    keeper->onBackstop();
+    EXPECT_EQ(runner.count("lvextend"), 1U);
+    EXPECT_FALSE(data().exhausted);
+}
+
+TEST_F(KeeperTest, StopLetsTheRunningGrowFinishAndAnswersTheWaitingOnesBusy)
+{
+    startKeeper();
+    runner.holdNext("lvextend");
+    GrowResult running;
+    GrowResult waiting;
+    keeper->grow("/data", "+100M", into(running));
+    keeper->grow("/data", "+100M", into(waiting));
+    bool stopped = false;
+    keeper->stop([&] { stopped = true; });
+    EXPECT_EQ(waiting.calls, 1);
+    EXPECT_EQ(kindOf(waiting.error), ErrorKind::Busy);
+    EXPECT_EQ(running.calls, 0);
+    EXPECT_FALSE(stopped) << "lvextend still runs";
+    GrowResult late;
+    keeper->grow("/data", "+100M", into(late));
+    EXPECT_EQ(kindOf(late.error), ErrorKind::Busy);
+    ASSERT_TRUE(runner.release("lvextend"));
+    EXPECT_EQ(running.calls, 1);
+    EXPECT_FALSE(running.error) << messageOf(running.error);
+    EXPECT_TRUE(stopped);
+    EXPECT_EQ(runner.count("resize2fs"), 1U); // the grow was finished, not cut after lvextend
+}
+
+TEST_F(KeeperTest, BlockingWorkRunsOffTheLoopAndTheKeeperGoesOnMeanwhile)
+{
+    startKeeper();
+    executor.hold = true;
+    DiskResult r;
+    keeper->addDisk("vg0", "", into(r));
+    // Only the lane's own next step waits: the fallocate has not run, and the keeper still answers.
+    EXPECT_EQ(r.calls, 0);
+    ASSERT_FALSE(executor.held.empty());
+    RemountResult remount;
+    keeper->remount("/data", into(remount));
+    EXPECT_EQ(remount.calls, 1);
+    executor.hold = false;
+    while (executor.releaseOne())
+    {
+    }
+    EXPECT_EQ(r.calls, 1);
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_THAT(executor.names, Contains(HasSubstr("fallocate /media/disk3.img")));
+}
+
+TEST_F(KeeperTest, AReloadDuringAGrowLeavesItGrowingTheSameVolume)
+{
+    VolumeConfig other;
+    other.mountPoint = "/srv";
+    startKeeper();
+    runner.holdNext("lvextend");
+    GrowResult r;
+    keeper->grow("/data", "+100M", into(r));
+    // The reload puts another volume first: /data's index changes under the running grow.
+    Config next = config;
+    next.volumes.insert(next.volumes.begin(), other);
+    keeper->reload(next);
+    ASSERT_EQ(keeper->volumes().size(), 2U);
+    ASSERT_TRUE(runner.release("lvextend"));
+    ASSERT_EQ(r.calls, 1);
+    EXPECT_FALSE(r.error) << messageOf(r.error);
+    EXPECT_EQ(keeper->volumes().at(1).config.mountPoint, "/data");
+    EXPECT_EQ(keeper->volumes().at(1).lvSize, lvSize + 100 * MiB);
+    EXPECT_EQ(keeper->volumes().at(0).lvSize, 0U);
+}
+
+TEST_F(KeeperTest, CountersAndTheTimeOfTheLastGrowAreKeptForMonitoring)
+{
+    startKeeper();
+    GrowResult r;
+    keeper->grow("/data", "+100M", into(r));
+    ASSERT_FALSE(r.error);
+    EXPECT_EQ(data().growCount, 1U);
+    ASSERT_TRUE(data().lastGrowTime);
+    EXPECT_EQ(std::chrono::system_clock::to_time_t(*data().lastGrowTime), 1796083200);
 }
 
 } // namespace
