@@ -822,6 +822,14 @@ void Keeper::onLoopDevice(const std::string& action, const LoopDevice& device)
     {
         return;
     }
+    if (device.backingFile.find('/', prefix.size()) != std::string::npos)
+    {
+        // Only images directly in the image directory: /media/<user>/... are udisks2's per-user mounts,
+        // which any active local user may loop-attach without a password.
+        spdlog::warn("event=adopt-refused device={} image={} reason=\"not directly inside {}\"", device.device,
+                     device.backingFile, dir);
+        return;
+    }
     // An image an operation of ours is adding or bringing back is not a stranger to adopt.
     for (const auto& intent : d.journal.open())
     {

@@ -1,5 +1,6 @@
 #include "fakes.hpp"
 
+#include "lvkeeper/doctor.hpp"
 #include "lvkeeper/errors.hpp"
 #include "lvkeeper/journal.hpp"
 #include "lvkeeper/keeper.hpp"
@@ -1338,6 +1339,16 @@ TEST_F(AdoptTest, ImageOutsideTheImageDirectoryIsLeftAlone)
     EXPECT_THAT(runner.keysSince(before), IsEmpty());
 }
 
+TEST_F(AdoptTest, AnImageInASubdirectoryOfTheImageDirectoryIsLeftAlone)
+{
+    // udisks2 mounts a user's media at /media/<user>/...: anyone active may loop-attach files there.
+    startKeeper();
+    disks.files["/media/alice/usb/disk.img"] = 1 * GiB;
+    auto before = runner.calls().size();
+    keeper->onLoopDevice("add", LoopDevice{"/dev/loop8", "/media/alice/usb/disk.img"});
+    EXPECT_THAT(runner.keysSince(before), IsEmpty());
+}
+
 TEST_F(AdoptTest, RemoveEventsAreIgnored)
 {
     startKeeper();
@@ -2034,6 +2045,83 @@ TEST_F(KeeperTest, CountersAndTheTimeOfTheLastGrowAreKeptForMonitoring)
     EXPECT_EQ(data().growCount, 1U);
     ASSERT_TRUE(data().lastGrowTime);
     EXPECT_EQ(std::chrono::system_clock::to_time_t(*data().lastGrowTime), 1796083200);
+}
+
+// ---- Doctor: Repair's contract --------------------------------------------------------------------------------
+
+std::vector<RepairResult> repairOf(Doctor& doctor, std::vector<std::string> ids)
+{
+    std::vector<RepairResult> results;
+    bool answered = false;
+    doctor.repair(std::move(ids),
+                  [&](const std::vector<RepairResult>& r)
+                  {
+                      results = r;
+                      answered = true;
+                  });
+    EXPECT_TRUE(answered);
+    return results;
+}
+
+TEST_F(KeeperTest, RepairAnswersExactlyOneResultPerIdInTheOrderGiven)
+{
+    startKeeper();
+    Doctor doctor(*keeper);
+    auto results = repairOf(doctor, {"", "zzz1", "zzz2"});
+    ASSERT_EQ(results.size(), 3U);
+    EXPECT_EQ(results[0].id, "");
+    EXPECT_EQ(results[1].id, "zzz1");
+    EXPECT_EQ(results[2].id, "zzz2");
+    for (const auto& r : results)
+    {
+        EXPECT_EQ(r.outcome, RepairOutcome::Failed);
+        EXPECT_THAT(r.describe(), StartsWith("failed: unknown finding id"));
+    }
+    std::vector<std::string> many;
+    for (int n = 0; n < 200; ++n)
+    {
+        many.push_back("nope" + std::to_string(n));
+    }
+    EXPECT_EQ(repairOf(doctor, many).size(), 200U);
+    // Known kinds that are not found now, given out of repair order and twice: in the order given.
+    auto mixed = repairOf(doctor, {"vg-low:vg0", "read-only:/data", "vg-low:vg0"});
+    ASSERT_EQ(mixed.size(), 3U);
+    EXPECT_EQ(mixed[0].id, "vg-low:vg0");
+    EXPECT_EQ(mixed[1].id, "read-only:/data");
+    EXPECT_EQ(mixed[2].id, "vg-low:vg0");
+    EXPECT_EQ(mixed[1].outcome, RepairOutcome::Ok);
+}
+
+TEST_F(KeeperTest, ConcurrentDiagnoseCallsShareOneLookAtNormalPriority)
+{
+    startKeeper();
+    Doctor doctor(*keeper);
+    runner.holdNext("pvs");
+    int answered = 0;
+    auto before = runner.count("pvs");
+    auto callsBefore = runner.calls().size();
+    for (int n = 0; n < 24; ++n)
+    {
+        doctor.diagnose(65534,
+                        [&](const std::vector<Finding>&, Doctor::Error error)
+                        {
+                            EXPECT_FALSE(error) << messageOf(error);
+                            ++answered;
+                        });
+    }
+    EXPECT_EQ(answered, 0);
+    ASSERT_TRUE(runner.release("pvs"));
+    EXPECT_EQ(answered, 24);
+    EXPECT_EQ(runner.count("pvs"), before + 1);
+    // Any local user may ask: its lvm scans must not run at the daemon's raised priority.
+    ASSERT_GT(runner.calls().size(), callsBefore);
+    for (auto i = callsBefore; i < runner.calls().size(); ++i)
+    {
+        EXPECT_TRUE(runner.calls()[i].background) << runner.calls()[i].key;
+    }
+    // A moment later the same look is reused.
+    doctor.diagnose(0, [&](const std::vector<Finding>&, Doctor::Error) { ++answered; });
+    EXPECT_EQ(runner.count("pvs"), before + 1);
 }
 
 } // namespace
