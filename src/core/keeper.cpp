@@ -88,6 +88,8 @@ struct Keeper::Impl
     std::map<std::string, DiskLane> diskLanes;              ///< by VG
     std::map<std::string, std::unique_ptr<Timer>> rechecks; ///< by mount point: the next look
     std::map<std::string, Scheduler::Clock::time_point> recheckAt;
+    std::map<std::string, std::unique_ptr<Timer>> nextLooks; ///< by mount point: writes fanotify cannot see
+    policy::Looks looks;
     std::uint64_t disksAdded = 0;
     bool started = false;
     std::function<void()> stopped;
@@ -105,7 +107,41 @@ struct Keeper::Impl
     void look(VolumeState& v, bool lvmFresh = false)
     {
         volumes.refreshUsage(v);
-        act(v.config.mountPoint, lvmFresh);
+        std::string mountPoint = v.config.mountPoint;
+        act(mountPoint, lvmFresh);
+        if (auto* vol = volumes.find(mountPoint))
+        {
+            scheduleLook(*vol);
+        }
+    }
+
+    /// The next look for writes fanotify cannot see: from the headroom left and the fastest writer, between the
+    /// floor and the backstop. A look for any reason moves it.
+    void scheduleLook(VolumeState& v)
+    {
+        auto backstop = std::chrono::duration_cast<std::chrono::milliseconds>(config.daemon.backstopInterval);
+        std::string mountPoint = v.config.mountPoint;
+        if (!started || ctx.stopping || !v.mounted || backstop.count() == 0)
+        {
+            nextLooks.erase(mountPoint);
+            return;
+        }
+        auto wait =
+            policy::nextLook(v.config, v.usage, v.peakFillRate, plannedGrow(v, headroom), headroom, looks, backstop);
+        if (wait >= backstop)
+        {
+            nextLooks.erase(mountPoint); // the backstop looks then anyway
+            return;
+        }
+        nextLooks[mountPoint] = seams.scheduler.after(wait,
+                                                      [this, mountPoint]
+                                                      {
+                                                          auto keep = std::move(nextLooks[mountPoint]);
+                                                          if (auto* vol = volumes.find(mountPoint))
+                                                          {
+                                                              look(*vol);
+                                                          }
+                                                      });
     }
 
     /// fresh: the sizes were just read from LVM. Exhaustion is only declared on fresh sizes: a stale VG size
@@ -695,6 +731,10 @@ void Keeper::start(std::function<void()> ready)
                                 }
                                 d.act(v.config.mountPoint);
                             }
+                            for (auto& v : d.volumes.all())
+                            {
+                                d.scheduleLook(v);
+                            }
                             if (!e && !d.volumes.volumeGroups().empty())
                             {
                                 d.recordBackingImages(pvs);
@@ -718,6 +758,7 @@ void Keeper::stop(std::function<void()> stopped)
     d.stopped = std::move(stopped);
     d.rechecks.clear();
     d.recheckAt.clear();
+    d.nextLooks.clear();
     spdlog::info("event=stopping running_jobs={} long_waits={}", d.jobs.idle() ? 0 : 1, d.ctx.longWaits);
     d.publisher.setNote("stopping");
     d.jobs.cancelWaiting();
@@ -747,6 +788,7 @@ void Keeper::reload(Config config)
     }
     d.rechecks.clear();
     d.recheckAt.clear();
+    d.nextLooks.clear();
     spdlog::info("event=reloaded volumes={}", d.volumes.all().size());
     d.publisher.replaced();
     for (auto& v : d.volumes.all())

@@ -243,6 +243,7 @@ UsageChange Volumes::refreshUsage(VolumeState& v)
     if (rate != v.fillRate)
     {
         v.fillRate = rate;
+        v.peakFillRate = std::max(v.peakFillRate, rate);
         changed = true;
     }
     if (changed)

@@ -89,7 +89,11 @@ TEST_F(JournalTest, ARecordIsDurableBeforeItsCallbackAndCloseRemovesIt)
     EXPECT_TRUE(durable);
     EXPECT_GT(intent.id, 0U);
     bool closed = false;
-    journal.close(intent.id, [&](Journal::Error) { closed = parseJournal(*store.journal).empty(); });
+    journal.close(intent.id,
+                  [&](Journal::Error)
+                  {
+                      closed = parseJournal(*store.journal).empty();
+                  });
     EXPECT_TRUE(closed);
 }
 
@@ -101,9 +105,21 @@ TEST_F(JournalTest, WritesInFlightCoalesceAndEveryWaiterIsAnswered)
     Intent b = addDisk(0, "allocate");
     Intent c = addDisk(0, "allocate");
     int answered = 0;
-    journal.record(a, [&](Journal::Error) { ++answered; });
-    journal.record(b, [&](Journal::Error) { ++answered; });
-    journal.record(c, [&](Journal::Error) { ++answered; });
+    journal.record(a,
+                   [&](Journal::Error)
+                   {
+                       ++answered;
+                   });
+    journal.record(b,
+                   [&](Journal::Error)
+                   {
+                       ++answered;
+                   });
+    journal.record(c,
+                   [&](Journal::Error)
+                   {
+                       ++answered;
+                   });
     // One write runs; b and c wait for the next one, which carries both.
     ASSERT_EQ(executor.held.size(), 1U);
     while (executor.releaseOne())
@@ -148,7 +164,11 @@ TEST_F(JournalTest, AFullFilesystemFailsTheRecordAndIsReportedUntilAWriteWorksAg
     store.journalUnwritable = true;
     Intent intent = addDisk(0, "allocate");
     Journal::Error failure;
-    journal.record(intent, [&](Journal::Error error) { failure = error; });
+    journal.record(intent,
+                   [&](Journal::Error error)
+                   {
+                       failure = error;
+                   });
     ASSERT_TRUE(failure);
     ASSERT_TRUE(journal.problem());
     EXPECT_EQ(journal.problem()->id, "journal-unwritable:/var/lib/lvkeeper/journal");
