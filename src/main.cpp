@@ -6,6 +6,7 @@
 #include "lvkeeper/keeper.hpp"
 #include "lvkeeper/sys/event_scheduler.hpp"
 #include "lvkeeper/sys/fanotify_watch.hpp"
+#include "lvkeeper/sys/files.hpp"
 #include "lvkeeper/sys/file_fault_gate.hpp"
 #include "lvkeeper/sys/linux.hpp"
 #include "lvkeeper/sys/logging.hpp"
@@ -195,6 +196,8 @@ int runDaemon(const Args& args)
     FanotifyActivity activity(fanotify);
 
     lvkeeper::KeeperOptions options;
+    options.version = LVKEEPER_VERSION;
+    lvkeeper::sys::TextFileWriter files;
     if (const char* lvm = std::getenv("LVKEEPER_LVM"); lvm && *lvm)
     {
         // The one test seam: a recording fake in place of lvm(8).
@@ -210,7 +213,7 @@ int runDaemon(const Args& args)
     }
 #endif
     lvkeeper::Keeper keeper(
-        config, lvkeeper::KeeperSeams{runner, scheduler, filesystems, disks, state, activity, executor, gate}, options);
+        config, lvkeeper::KeeperSeams{runner, scheduler, filesystems, disks, state, activity, executor, gate, files}, options);
     keeperPtr = &keeper;
 
     lvkeeper::sys::MountMonitor mounts(event.get(),

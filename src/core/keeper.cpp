@@ -71,6 +71,11 @@ struct Keeper::Impl
             {
                 maybeStopped();
             });
+        publisher.setOnFlush(
+            [this]
+            {
+                writeMetrics();
+            });
     }
 
     Config config;
@@ -661,6 +666,49 @@ struct Keeper::Impl
             });
     }
 
+    // ---- metrics ------------------------------------------------------------------------------------------
+
+    bool metricsWriting = false;
+    bool metricsDirty = false;
+    bool metricsFailed = false;
+
+    /// MetricsFile=, replaced off the loop after each batch of changes; one write at a time, the last state wins.
+    void writeMetrics()
+    {
+        const std::string path = config.daemon.metricsFile;
+        if (path.empty())
+        {
+            return;
+        }
+        if (metricsWriting)
+        {
+            metricsDirty = true;
+            return;
+        }
+        metricsWriting = true;
+        metricsDirty = false;
+        std::string text = renderMetrics(volumes.all(), disksAdded, options.version);
+        seams.executor.offload(
+            "write " + path,
+            [this, path, text = std::move(text)]
+            {
+                seams.files.replace(path, text);
+            },
+            [this, path](Error error)
+            {
+                metricsWriting = false;
+                if (error && !metricsFailed)
+                {
+                    spdlog::error("event=metrics-write-failed path={} error=\"{}\"", path, describeError(error));
+                }
+                metricsFailed = error != nullptr;
+                if (metricsDirty)
+                {
+                    writeMetrics();
+                }
+            });
+    }
+
     // ---- stop ---------------------------------------------------------------------------------------------
 
     void maybeStopped()
@@ -741,6 +789,7 @@ void Keeper::start(std::function<void()> ready)
                             }
                             d.publisher.changedAll();
                             d.publisher.status();
+                            d.writeMetrics();
                             ready();
                         });
                 });

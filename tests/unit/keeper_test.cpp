@@ -198,8 +198,8 @@ class KeeperTest : public ::testing::Test
 
     void startKeeper()
     {
-        keeper =
-            std::make_unique<Keeper>(config, KeeperSeams{runner, scheduler, fs, disks, state, watcher, executor, gate});
+        keeper = std::make_unique<Keeper>(
+            config, KeeperSeams{runner, scheduler, fs, disks, state, watcher, executor, gate, textFiles});
         keeper->setListener(&listener);
         bool ready = false;
         keeper->start(
@@ -237,6 +237,7 @@ class KeeperTest : public ::testing::Test
     test::FakeWatcher watcher;
     test::FakeExecutor executor;
     OpenGate gate;
+    test::FakeTextFiles textFiles;
     test::RecordingListener listener;
     std::unique_ptr<Keeper> keeper; // last: destroyed before the fakes it uses
 };
@@ -2082,6 +2083,36 @@ TEST_F(KeeperTest, AReloadDuringAGrowLeavesItGrowingTheSameVolume)
     EXPECT_EQ(keeper->volumes().at(1).config.mountPoint, "/data");
     EXPECT_EQ(keeper->volumes().at(1).lvSize, lvSize + 100 * MiB);
     EXPECT_EQ(keeper->volumes().at(0).lvSize, 0U);
+}
+
+TEST_F(KeeperTest, TheMetricsFileFollowsEveryChangeAtMostOncePerInterval)
+{
+    config.daemon.metricsFile = "/var/lib/prometheus/node-exporter/lvkeeper.prom";
+    startKeeper();
+    ASSERT_TRUE(textFiles.files.count(config.daemon.metricsFile));
+    fill(95);
+    keeper->onActivity("/data");
+    auto writes = textFiles.writes;
+    scheduler.advance(300ms);
+    EXPECT_EQ(textFiles.writes, writes + 1);
+    const auto& text = textFiles.files[config.daemon.metricsFile];
+    EXPECT_THAT(text, HasSubstr("lvkeeper_volume_grows_total{volume=\"/data\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("# TYPE lvkeeper_volume_grows_total counter\n"));
+    EXPECT_THAT(text, HasSubstr("lvkeeper_volume_logical_volume_size_bytes{volume=\"/data\"} " +
+                                std::to_string(lvSize + step) + "\n"));
+    EXPECT_THAT(text, HasSubstr("lvkeeper_volume_exhausted{volume=\"/data\"} 0\n"));
+    EXPECT_THAT(text, HasSubstr("lvkeeper_volume_time_to_full_seconds{volume=\"/data\"} +Inf\n"));
+    EXPECT_THAT(text, HasSubstr("lvkeeper_volume_group_free_bytes{vg=\"vg0\"} "));
+    // A burst of writes is one write of the file per interval.
+    writes = textFiles.writes;
+    for (int n = 0; n < 50; ++n)
+    {
+        fill(30 + n % 5);
+        keeper->onActivity("/data");
+        scheduler.advance(10ms);
+    }
+    scheduler.advance(300ms);
+    EXPECT_LE(textFiles.writes, writes + 3);
 }
 
 TEST_F(KeeperTest, CountersAndTheTimeOfTheLastGrowAreKeptForMonitoring)
