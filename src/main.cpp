@@ -4,6 +4,7 @@
 #include "lvkeeper/dbus.hpp"
 #include "lvkeeper/doctor.hpp"
 #include "lvkeeper/keeper.hpp"
+#include "lvkeeper/log_control.hpp"
 #include "lvkeeper/sys/event_scheduler.hpp"
 #include "lvkeeper/sys/fanotify_watch.hpp"
 #include "lvkeeper/sys/files.hpp"
@@ -239,6 +240,7 @@ int runDaemon(const Args& args)
                                         sd_notifyf(0, "STATUS=%s", status.c_str());
                                     });
     keeper.setListener(&service);
+    lvkeeper::dbus::LogControl logControl(*connection);
 
     // Backstop for writes fanotify cannot see (mmap, other mount namespaces); 0 disables.
     std::unique_ptr<lvkeeper::Timer> backstop;

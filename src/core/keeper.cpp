@@ -356,9 +356,11 @@ struct Keeper::Impl
             ++v->growCount;
             v->lastGrowTime = seams.scheduler.wallNow();
             notExhausted(*v);
-            spdlog::info("event=grown volume={} from={} to={} reason={} vg_free={}", mountPoint,
-                         formatSize(result.oldSize), formatSize(result.newSize), automatic ? "threshold" : "request",
-                         formatSize(v->vgFree));
+            spdlog::info("event=grown volume={} from={} to={} reason={} vg_free={} from_bytes={} to_bytes={} "
+                         "vg_free_bytes={}",
+                         mountPoint, formatSize(result.oldSize), formatSize(result.newSize),
+                         automatic ? "threshold" : "request", formatSize(v->vgFree), result.oldSize, result.newSize,
+                         v->vgFree);
             publisher.grown(mountPoint, result.oldSize, result.newSize, automatic ? "threshold" : "request");
             images.keepAllocated();
             publisher.changed(mountPoint);
@@ -462,8 +464,8 @@ struct Keeper::Impl
                 publisher.changed(v.config.mountPoint);
             }
         }
-        spdlog::info("event=disk-added vg={} image={} device={} size={}", result.vg, result.image, result.device,
-                     formatSize(result.size));
+        spdlog::info("event=disk-added vg={} image={} device={} size={} size_bytes={}", result.vg, result.image,
+                     result.device, formatSize(result.size), result.size);
         publisher.diskAdded(result.vg, result.image, result.device, result.size);
     }
 
@@ -808,7 +810,7 @@ void Keeper::stop(std::function<void()> stopped)
     d.rechecks.clear();
     d.recheckAt.clear();
     d.nextLooks.clear();
-    spdlog::info("event=stopping running_jobs={} long_waits={}", d.jobs.idle() ? 0 : 1, d.ctx.longWaits);
+    spdlog::info("event=stop-draining running_jobs={} long_waits={}", d.jobs.idle() ? 0 : 1, d.ctx.longWaits);
     d.publisher.setNote("stopping");
     d.jobs.cancelWaiting();
     d.maybeStopped();

@@ -506,6 +506,21 @@ class Contract(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("usage", r.stderr)
 
+    def test_log_level_changes_at_run_time_through_log_control(self):
+        lc = ["/org/freedesktop/LogControl1", "org.freedesktop.LogControl1"]
+        get = lambda name: json.loads(self.env.busctl("--json=short", "get-property", BUS, *lc, name).stdout)["data"]
+        self.assertEqual(get("SyslogIdentifier"), "lvkeeperd")
+        self.assertEqual(get("LogTarget"), "console")
+        self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "warning")
+        self.assertEqual(get("LogLevel"), "warning")
+        r = self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "chatty", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("unknown log level", r.stderr)
+        r = self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "debug", check=False, user=65534)
+        self.assertNotEqual(r.returncode, 0)
+        self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "debug")
+        self.assertEqual(get("LogLevel"), "debug")
+
     def test_non_root_is_refused_but_may_read(self):
         r = self.env.call("Grow", "ss", self.env.mnt, "+16M", check=False, user=65534)
         self.assertNotEqual(r.returncode, 0)
