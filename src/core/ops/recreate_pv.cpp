@@ -15,7 +15,8 @@ namespace
 
 /// A PV's first extent normally starts at 1 MiB; far beyond that, the space before it is lost.
 constexpr std::uint64_t farPeStart = 8 * MiB;
-constexpr std::chrono::milliseconds pollInterval{2000};
+/// Each look is one lvm command (a second under emulation): the progress on the bus moves about as often.
+constexpr std::chrono::milliseconds pollInterval{500};
 /// A move whose progress has not changed for this long has lost its poller (a crash, a power cut): restart it.
 constexpr std::chrono::milliseconds stalled{30000};
 
@@ -299,7 +300,7 @@ void RecreatePvOperation::waitForMove()
             },
             true);
     };
-    poll_ = ctx_.scheduler.after(pollInterval, *poll);
+    poll_ = ctx_.scheduler.after(std::chrono::milliseconds(0), *poll);
 }
 
 void RecreatePvOperation::end(std::exception_ptr error, const std::string& fixed, JobQueue::Finish finish)
