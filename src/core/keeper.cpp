@@ -71,6 +71,10 @@ struct Keeper::Impl
             {
                 maybeStopped();
             });
+        ctx.longWaitEnded = [this]
+        {
+            maybeStopped();
+        };
         publisher.setOnFlush(
             [this]
             {
@@ -96,6 +100,7 @@ struct Keeper::Impl
     std::map<std::string, std::unique_ptr<Timer>> nextLooks; ///< by mount point: writes fanotify cannot see
     policy::Looks looks;
     std::uint64_t disksAdded = 0;
+    std::map<std::string, std::string> loopBacking; ///< loop device -> backing file, as its uevents said
     bool started = false;
     std::function<void()> stopped;
 
@@ -362,7 +367,10 @@ struct Keeper::Impl
                          automatic ? "threshold" : "request", formatSize(v->vgFree), result.oldSize, result.newSize,
                          v->vgFree);
             publisher.grown(mountPoint, result.oldSize, result.newSize, automatic ? "threshold" : "request");
-            images.keepAllocated();
+            if (!ctx.stopping)
+            {
+                images.keepAllocated();
+            }
             publisher.changed(mountPoint);
         }
     }
@@ -902,8 +910,18 @@ void Keeper::onLoopDevice(const std::string& action, const LoopDevice& device)
     if (action == "remove" || device.backingFile.empty())
     {
         spdlog::debug("event=loop-unbound device={}", device.device);
+        d.loopBacking.erase(device.device);
         return;
     }
+    // Binding a loop device is a "change" uevent, and so is every write an lvm command makes to a PV (udev's watch
+    // rule): only a backing file not seen on that device before is news.
+    auto known = d.loopBacking.find(device.device);
+    if (known != d.loopBacking.end() && known->second == device.backingFile)
+    {
+        spdlog::debug("event=loop-changed device={} image={}", device.device, device.backingFile);
+        return;
+    }
+    d.loopBacking[device.device] = device.backingFile;
     spdlog::info("event=loop-attached device={} image={}", device.device, device.backingFile);
     if (!d.config.disks.adoptLoopDevices || d.ctx.stopping)
     {
@@ -962,6 +980,10 @@ void Keeper::onLoopDevice(const std::string& action, const LoopDevice& device)
 void Keeper::onBackstop()
 {
     auto& d = *impl_;
+    if (d.ctx.stopping)
+    {
+        return; // nothing new while stopping
+    }
     // Host space may be back (a process restarted, files removed): the next grow adds a disk again.
     for (auto& [vg, lane] : d.diskLanes)
     {

@@ -2171,6 +2171,45 @@ TEST_F(KeeperTest, RepairAnswersExactlyOneResultPerIdInTheOrderGiven)
     EXPECT_EQ(mixed[1].outcome, RepairOutcome::Ok);
 }
 
+TEST_F(KeeperTest, AStopDuringARepairsPvmoveAnswersTheCallerAndThenStops)
+{
+    // loop1 starts its first extent 1 GiB in and holds 13 extents of data0: Repair moves them off.
+    auto& pv = lvmModel.pvs[1];
+    pv.peStart = GiB;
+    pv.peAllocCount = 13;
+    lvmModel.pvs[0].free = 100 * extent;
+    runner.setHandler("pvmove",
+                      [this](const std::vector<std::string>& argv)
+                      {
+                          lvmModel.moves.push_back(lvm::Move{"vg0", "pvmove0", argv.back(), 30.0});
+                          return test::FakeRunner::Response{0, "", ""};
+                      });
+    startKeeper();
+    Doctor doctor(*keeper);
+    std::vector<RepairResult> results;
+    doctor.repair({"pv-data-offset:/dev/loop1"}, [&](const std::vector<RepairResult>& r) { results = r; });
+    ASSERT_EQ(runner.count("pvmove"), 1U);
+    scheduler.advance(2s);
+    // The move runs in LVM's background; its progress is on the bus, strictly between 0 and 1.
+    ASSERT_FALSE(listener.progresses.empty());
+    EXPECT_EQ(listener.progresses.back().first, "pvmove /dev/loop1");
+    EXPECT_DOUBLE_EQ(listener.progresses.back().second, 0.3);
+    EXPECT_TRUE(results.empty());
+    bool stopped = false;
+    keeper->stop([&] { stopped = true; });
+    scheduler.advance(1s);
+    ASSERT_EQ(results.size(), 1U);
+    EXPECT_EQ(results[0].outcome, RepairOutcome::Failed);
+    EXPECT_THAT(results[0].text, HasSubstr("goes on in LVM's background"));
+    EXPECT_TRUE(stopped) << "the stop waited for the long wait that just ended";
+    // The journal keeps it for the next start.
+    ASSERT_TRUE(state.journal);
+    auto open = parseJournal(*state.journal);
+    ASSERT_EQ(open.size(), 1U);
+    EXPECT_EQ(open[0].kind, "recreate-pv");
+    EXPECT_EQ(open[0].step, "pvmove");
+}
+
 TEST_F(KeeperTest, ConcurrentDiagnoseCallsShareOneLookAtNormalPriority)
 {
     startKeeper();

@@ -245,7 +245,7 @@ void RecreatePvOperation::waitForMove()
     {
         if (me->ctx_.stopping)
         {
-            --me->ctx_.longWaits;
+            me->ctx_.endLongWait();
             me->poll_.reset();
             // Not closed: the journal keeps it and the next start finishes the PV once LVM has moved it.
             me->ctx_.publisher.progress("", 0);
@@ -268,7 +268,7 @@ void RecreatePvOperation::waitForMove()
                                        });
                 if (!error && it == moves.end())
                 {
-                    --me->ctx_.longWaits;
+                    me->ctx_.endLongWait();
                     me->poll_.reset();
                     me->ctx_.publisher.progress("", 0);
                     spdlog::info("event=pvmove-done device={}", dev);
