@@ -85,9 +85,12 @@ def used_percent(path=MOUNT):
 
 # ------------------------------------------------------------------ volume
 class Volume:
-    """vg0/data0 on `disks` fully allocated images of `disk_size` in /media, ext4 -m 0 at /data."""
+    """vg0/data0 on `disks` fully allocated images of `disk_size` in /media, ext4 -m 0 (or XFS) at /data."""
 
-    def __init__(self, disks, disk_size, lv_size):
+    def __init__(self, disks, disk_size, lv_size, fs="ext4"):
+        if fs not in ("ext4", "xfs"):
+            raise SetupError(f"unknown filesystem '{fs}' (ext4 or xfs)")
+        self.fs = fs
         self.disks = disks
         self.disk_size = disk_size
         self.lv_size = lv_size
@@ -109,9 +112,7 @@ class Volume:
         # vgcreate makes the PVs itself: one lvm command less (each costs seconds under TCG).
         run("vgcreate", "-q", "-y", VG, *devices)
         run("lvcreate", "-q", "-y", "-n", LV, "-L", f"{self.lv_size}b", VG)
-        # No lazy inode tables (ext4lazyinit would write behind the benchmark's back); the journal
-        # needs no zeroing on a new device.
-        run("mkfs.ext4", "-q", "-F", "-m", "0", "-E", "lazy_itable_init=0,lazy_journal_init=1", f"/dev/{VG}/{LV}")
+        mkfs(self.fs, f"/dev/{VG}/{LV}")
         run("mount", f"/dev/{VG}/{LV}", MOUNT, quiet=True)
         out = run("vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_size,vg_extent_size", VG, quiet=True)
         self.vg_size, self.extent = (int(x) for x in out.split())
@@ -120,20 +121,22 @@ class Volume:
         if not os.path.exists(self.sysfs_size):
             raise SetupError(f"no {self.sysfs_size} for /dev/{VG}/{LV}")
         log(f"volume: {VG}/{LV} {human(self.lv_size_now())} in a {human(self.vg_size)} VG "
-            f"({self.disks} x {human(self.disk_size)} images, extent {human(self.extent)}), ext4 -m 0 at {MOUNT}")
+            f"({self.disks} x {human(self.disk_size)} images, extent {human(self.extent)}), {self.fs} at {MOUNT}")
 
     def lv_size_now(self):
         with open(self.sysfs_size) as f:
             return int(f.read()) * 512
 
     def fill_to(self, percent, name=".fill"):
-        """fallocate one file so that `percent` of the filesystem is used (no data written: fast)."""
+        """fallocate one file so that `percent` of the filesystem is used (no data written: fast); returns
+        the bytes it allocated."""
         _, used, avail = statvfs_usage()
         want = int((used + avail) * percent / 100) - used
         if want > 0:
             with open(f"{MOUNT}/{name}", "wb") as f:
                 os.posix_fallocate(f.fileno(), 0, want)
         log(f"filled {MOUNT} to {used_percent():.1f}% used")
+        return max(want, 0)
 
     def pv_count(self):
         return int(run("vgs", "--noheadings", "-o", "pv_count", VG, quiet=True).strip())
@@ -166,6 +169,41 @@ class Volume:
             if name.endswith(".img"):
                 os.unlink(f"{MEDIA}/{name}")
         syncfs(MEDIA)
+
+
+def mkfs(fs, device, lazy=False):
+    """The benchmarks' filesystem on device. ext4: -m 0 (full means full), no lazy inode tables unless
+    `lazy` (ext4lazyinit would write behind the benchmark's back; the layout is the same either way), no
+    journal zeroing on a new device. XFS: mkfs.xfs's defaults."""
+    if fs == "xfs":
+        run("modprobe", "xfs", quiet=True)
+        run("mkfs.xfs", "-q", "-f", device, quiet=True)
+    else:
+        run("mkfs.ext4", "-q", "-F", "-m", "0", "-E",
+            f"lazy_itable_init={1 if lazy else 0},lazy_journal_init=1", device, quiet=True)
+
+
+def fresh_fs_capacity(fs, size, workdir="/var/tmp"):
+    """statvfs of a fresh filesystem of `size` bytes made as the benchmarks make theirs, on a sparse file in
+    workdir (not /media): (f_blocks, f_bavail) in bytes. Its overhead (size - f_bavail) is what the
+    filesystem itself takes of a volume of that size."""
+    image = f"{workdir}/.bench-capacity-{fs}.img"
+    mnt = f"{workdir}/.bench-capacity-{fs}.mnt"
+    os.makedirs(mnt, exist_ok=True)
+    try:
+        with open(image, "wb") as f:
+            f.truncate(size)
+        mkfs(fs, image, lazy=True)
+        run("mount", "-o", "loop,ro", image, mnt, quiet=True)
+        try:
+            st = os.statvfs(mnt)
+            return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        finally:
+            umount(mnt)
+    finally:
+        if os.path.exists(image):
+            os.unlink(image)
+        os.rmdir(mnt)
 
 
 def vg_tables():
@@ -549,3 +587,56 @@ def percentile(values, p):
         return None
     k = max(1, -(-len(s) * p // 100))
     return s[int(k) - 1]
+
+
+def journal(since=0.0, unit="lvkeeperd"):
+    """lvkeeperd's journal entries of this boot from monotonic time `since` on: (t, fields), with t the
+    entry's __MONOTONIC_TIMESTAMP in seconds (CLOCK_MONOTONIC when journald received it, the clock of
+    time.monotonic()) and fields its key=value fields (LVKEEPER_EVENT, MESSAGE, ...)."""
+    out = run("journalctl", "-b", "-u", unit, "-o", "json", "--no-pager", "--output-fields=MESSAGE,LVKEEPER_EVENT",
+              check=False, quiet=True)
+    entries = []
+    for line in out.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        t = int(e.get("__MONOTONIC_TIMESTAMP", 0)) / 1e6
+        if t >= since and isinstance(e.get("MESSAGE"), str):
+            entries.append((t, e))
+    return entries
+
+
+def event_field(message, key):
+    """The value of key=... in an lvkeeperd log line (quoted values unquoted), or None."""
+    m = re.search(r'(?:^|\s)' + re.escape(key) + r'=("(?:[^"\\]|\\.)*"|\S+)', message)
+    if not m:
+        return None
+    v = m.group(1)
+    return v[1:-1] if v.startswith('"') else v
+
+
+def set_log_level(level):
+    """systemctl service-log-level lvkeeperd LEVEL (LogControl1 on the bus)."""
+    run("systemctl", "service-log-level", "lvkeeperd", level, quiet=True)
+    got = run("systemctl", "service-log-level", "lvkeeperd", quiet=True).strip()
+    if got != level:
+        raise SetupError(f"systemctl service-log-level lvkeeperd {level}: the daemon says '{got}'")
+
+
+def vg_numbers(vg=VG):
+    """(vg_size, vg_free, extent_size, pv_count) as vgs reads them now."""
+    out = run("vgs", "--noheadings", "--units", "b", "--nosuffix", "-o", "vg_size,vg_free,vg_extent_size,pv_count",
+              vg, quiet=True)
+    a, b, c, d = out.split()
+    return int(a), int(b), int(c), int(d)
+
+
+def lv_bytes(vg=VG, lv=LV):
+    return int(run("lvs", "--noheadings", "--units", "b", "--nosuffix", "-o", "lv_size", f"{vg}/{lv}",
+                   quiet=True).strip())
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
