@@ -2,6 +2,8 @@
 #include "lvkeeper/errors.hpp"
 #include "lvkeeper/policy.hpp"
 
+#include "dbus/authorizer.hpp"
+#include "dbus/log_text.hpp"
 #include "dbus/manager_adaptor.hpp"
 #include "dbus/volume_adaptor.hpp"
 #include "lvkeeper_build_config.hpp"
@@ -11,30 +13,12 @@
 namespace lvkeeper::dbus
 {
 
-namespace
-{
-
-/// Only root may change anything; the busconfig says so too, this holds when a bus policy is looser.
-void requireRoot(sdbus::IObject& object, const char* method)
-{
-    const sdbus::Message* message = object.getCurrentlyProcessedMessage();
-    uid_t uid = message ? message->getCredsUid() : static_cast<uid_t>(-1);
-    if (uid != 0)
-    {
-        throw KeeperError(ErrorKind::AccessDenied, std::string(method) +
-                                                       " changes storage and needs root (caller uid " +
-                                                       std::to_string(static_cast<long>(uid)) + ")");
-    }
-}
-
-} // namespace
-
 class Service::Manager
     : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Manager_adaptor, sdbus::ObjectManager_adaptor>
 {
   public:
     Manager(sdbus::IConnection& connection, Keeper& keeper, Doctor& doctor) :
-        AdaptorInterfaces(connection, managerPath), keeper_(keeper), doctor_(doctor)
+        AdaptorInterfaces(connection, managerPath), keeper_(keeper), doctor_(doctor), authorizer_(connection)
     {
         registerAdaptor();
     }
@@ -48,83 +32,102 @@ class Service::Manager
     Manager& operator=(const Manager&) = delete;
 
   private:
-    void Grow(sdbus::Result<uint64_t>&& result, std::string volume, std::string size) override
+    /// Runs work once the caller is authorized for action, else answers the refusal. Nothing the caller
+    /// sent is logged before that: the refusal logs the bus's facts (method, action, uid) only.
+    template <typename Reply, typename Work>
+    void authorized(const std::shared_ptr<Reply>& reply, const char* method, const char* action, Work work)
     {
-        spdlog::info("event=call method=Grow volume={} size=\"{}\"", volume, size);
-        // sdbus::Result is move-only and std::function wants copies: share it.
-        auto reply = std::make_shared<sdbus::Result<uint64_t>>(std::move(result));
         try
         {
-            requireRoot(getObject(), "Grow");
-            keeper_.grow(volume, size,
-                         [reply](std::uint64_t newSize, Keeper::Error error)
-                         {
-                             if (error)
-                             {
-                                 reply->returnError(toDbusError(error));
-                             }
-                             else
-                             {
-                                 reply->returnResults(newSize);
-                             }
-                         });
+            authorizer_.authorize(Authorizer::currentCaller(getObject()), method, action,
+                                  [reply, work](std::exception_ptr denied)
+                                  {
+                                      if (denied)
+                                      {
+                                          reply->returnError(toDbusError(denied));
+                                          return;
+                                      }
+                                      try
+                                      {
+                                          work();
+                                      }
+                                      catch (...)
+                                      {
+                                          reply->returnError(toDbusError(std::current_exception()));
+                                      }
+                                  });
         }
         catch (...)
         {
             reply->returnError(toDbusError(std::current_exception()));
         }
+    }
+
+    void Grow(sdbus::Result<uint64_t>&& result, std::string volume, std::string size) override
+    {
+        // sdbus::Result is move-only and std::function wants copies: share it.
+        auto reply = std::make_shared<sdbus::Result<uint64_t>>(std::move(result));
+        authorized(reply, "Grow", "org.lvkeeper.grow",
+                   [this, reply, volume, size]
+                   {
+                       spdlog::info("event=call method=Grow volume={} size={}", logText(volume), logText(size));
+                       keeper_.grow(volume, size,
+                                    [reply](std::uint64_t newSize, Keeper::Error error)
+                                    {
+                                        if (error)
+                                        {
+                                            reply->returnError(toDbusError(error));
+                                        }
+                                        else
+                                        {
+                                            reply->returnResults(newSize);
+                                        }
+                                    });
+                   });
     }
 
     void AddDisk(sdbus::Result<std::string, std::string>&& result, std::string vg, std::string size) override
     {
-        spdlog::info("event=call method=AddDisk vg={} size=\"{}\"", vg, size);
         auto reply = std::make_shared<sdbus::Result<std::string, std::string>>(std::move(result));
-        try
-        {
-            requireRoot(getObject(), "AddDisk");
-            keeper_.addDisk(vg, size,
-                            [reply](const std::string& image, const std::string& device, Keeper::Error error)
-                            {
-                                if (error)
-                                {
-                                    reply->returnError(toDbusError(error));
-                                }
-                                else
-                                {
-                                    reply->returnResults(image, device);
-                                }
-                            });
-        }
-        catch (...)
-        {
-            reply->returnError(toDbusError(std::current_exception()));
-        }
+        authorized(reply, "AddDisk", "org.lvkeeper.add-disk",
+                   [this, reply, vg, size]
+                   {
+                       spdlog::info("event=call method=AddDisk vg={} size={}", logText(vg), logText(size));
+                       keeper_.addDisk(vg, size,
+                                       [reply](const std::string& image, const std::string& device, Keeper::Error error)
+                                       {
+                                           if (error)
+                                           {
+                                               reply->returnError(toDbusError(error));
+                                           }
+                                           else
+                                           {
+                                               reply->returnResults(image, device);
+                                           }
+                                       });
+                   });
     }
 
     void Remount(sdbus::Result<>&& result, std::string volume) override
     {
-        spdlog::info("event=call method=Remount volume={}", volume);
         auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
-        try
-        {
-            requireRoot(getObject(), "Remount");
-            keeper_.remount(volume,
-                            [reply](Keeper::Error error)
-                            {
-                                if (error)
-                                {
-                                    reply->returnError(toDbusError(error));
-                                }
-                                else
-                                {
-                                    reply->returnResults();
-                                }
-                            });
-        }
-        catch (...)
-        {
-            reply->returnError(toDbusError(std::current_exception()));
-        }
+        authorized(reply, "Remount", "org.lvkeeper.remount",
+                   [this, reply, volume]
+                   {
+                       spdlog::info("event=call method=Remount volume={}", logText(volume));
+                       keeper_.remount(volume,
+                                       [reply](Keeper::Error error)
+                                       {
+                                           if (error)
+                                           {
+                                               reply->returnError(toDbusError(error));
+                                           }
+                                           else
+                                           {
+                                               reply->returnResults();
+                                           }
+                                       });
+                   });
     }
 
     void Diagnose(
@@ -160,26 +163,22 @@ class Service::Manager
     void Repair(sdbus::Result<std::vector<sdbus::Struct<std::string, std::string>>>&& result,
                 std::vector<std::string> ids) override
     {
-        spdlog::info("event=call method=Repair ids={}", ids.size());
         auto reply = std::make_shared<std::decay_t<decltype(result)>>(std::move(result));
-        try
-        {
-            requireRoot(getObject(), "Repair");
-            doctor_.repair(ids,
-                           [reply](const std::vector<std::pair<std::string, std::string>>& results)
-                           {
-                               std::vector<sdbus::Struct<std::string, std::string>> out;
-                               for (const auto& [id, text] : results)
-                               {
-                                   out.emplace_back(id, text);
-                               }
-                               reply->returnResults(out);
-                           });
-        }
-        catch (...)
-        {
-            reply->returnError(toDbusError(std::current_exception()));
-        }
+        authorized(reply, "Repair", "org.lvkeeper.repair",
+                   [this, reply, ids]
+                   {
+                       spdlog::info("event=call method=Repair ids={}", ids.size());
+                       doctor_.repair(ids,
+                                      [reply](const std::vector<std::pair<std::string, std::string>>& results)
+                                      {
+                                          std::vector<sdbus::Struct<std::string, std::string>> out;
+                                          for (const auto& [id, text] : results)
+                                          {
+                                              out.emplace_back(id, text);
+                                          }
+                                          reply->returnResults(out);
+                                      });
+                   });
     }
 
     std::string Version() override
@@ -209,6 +208,7 @@ class Service::Manager
   private:
     Keeper& keeper_;
     Doctor& doctor_;
+    Authorizer authorizer_;
     std::string job_;
     double percent_ = 0;
 };
