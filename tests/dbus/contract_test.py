@@ -28,9 +28,12 @@ VOL_PATH = None  # set once the mount point is known: the escaped mount point
 
 
 def object_path(mount_point):
-    """The daemon's escaping of a mount point into an object path (like systemd's bus_path_escape)."""
-    name = "".join(c if c.isalnum() else "_%02x" % ord(c) for c in mount_point.lstrip("/"))
-    return "/org/lvkeeper/Keeper1/volumes/" + (name or "root")
+    """What sd_bus_path_encode makes of the mount point without its leading slash: [A-Za-z] and
+    [0-9] after the first byte stay, every other byte is _xx, and "" is "_"."""
+    label = mount_point[1:] if mount_point.startswith("/") else mount_point
+    name = "".join(chr(b) if chr(b).isascii() and (chr(b).isalpha() or (i > 0 and chr(b).isdigit()))
+                   else "_%02x" % b for i, b in enumerate(label.encode()))
+    return "/org/lvkeeper/Keeper1/volumes/" + (name or "_")
 
 
 ERR = "org.lvkeeper.Keeper1.Error."
@@ -779,6 +782,23 @@ class Lifecycle(unittest.TestCase):
             after = os.statvfs(env.mnt)
             self.assertGreater(after.f_blocks, before.f_blocks)
             mon.close()
+        finally:
+            env.close()
+
+    def test_mount_points_slash_and_root_each_get_their_object(self):
+        # Once both escaped to .../volumes/root and the daemon failed to start.
+        env = Env()
+        try:
+            config = env.write_config()
+            with open(config, "a") as f:
+                f.write("[Volume]\nMountPoint=/\nAutoGrow=no\n[Volume]\nMountPoint=/root\nAutoGrow=no\n")
+            env.start(config)
+            out = json.loads(env.busctl("--json=short", "call", BUS, PATH, "org.freedesktop.DBus.ObjectManager",
+                                        "GetManagedObjects").stdout)
+            mounts = {path: props[VOL_IF]["MountPoint"]["data"] for path, props in out["data"][0].items()}
+            self.assertEqual(mounts, {"/org/lvkeeper/Keeper1/volumes/_": "/",
+                                      "/org/lvkeeper/Keeper1/volumes/root": "/root",
+                                      object_path(env.mnt): env.mnt})
         finally:
             env.close()
 
