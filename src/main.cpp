@@ -12,6 +12,7 @@
 #include "lvkeeper/sys/process_runner.hpp"
 #include "lvkeeper/sys/udev_monitor.hpp"
 
+#include "dbus/log_text.hpp"
 #include "lvkeeper_build_config.hpp"
 
 #include <signal.h>
@@ -74,7 +75,9 @@ Args parseArgs(int argc, char** argv)
             args.checkConfig = true;
         else if (a == "--version")
         {
-            std::cout << "lvkeeperd " << LVKEEPER_VERSION << "\n";
+            // Says whether the environment may swap lvm(8): tests must know which build they run.
+            std::cout << "lvkeeperd " << LVKEEPER_VERSION << (LVKEEPER_TEST_SEAMS ? " (test seams: LVKEEPER_LVM honoured)" : "")
+                      << "\n";
             std::exit(0);
         }
         else if (a == "--help" || a == "-h")
@@ -186,9 +189,16 @@ int runDaemon(const Args& args)
     lvkeeper::KeeperOptions options;
     if (const char* lvm = std::getenv("LVKEEPER_LVM"); lvm && *lvm)
     {
-        // The one test seam: a recording fake in place of lvm(8).
+#if LVKEEPER_TEST_SEAMS
+        // The one test seam: a recording fake in place of lvm(8), in a -Dtest_seams=true build only.
         options.lvmCommand = lvm;
-        spdlog::warn("event=test-seam LVKEEPER_LVM={}", lvm);
+        spdlog::warn("event=test-seam LVKEEPER_LVM={}", lvkeeper::dbus::logText(lvm));
+#else
+        // Whoever sets the service's environment must not get to choose what runs as root.
+        spdlog::warn("event=test-seam-ignored LVKEEPER_LVM={} reason=\"a production build (-Dtest_seams=false) always "
+                     "runs lvm(8)\"",
+                     lvkeeper::dbus::logText(lvm));
+#endif
     }
     lvkeeper::Keeper keeper(config, runner, scheduler, filesystems, disks, state, activity, options);
     keeperPtr = &keeper;
