@@ -44,7 +44,8 @@ struct Args
 void usage(std::ostream& out)
 {
     out << "usage: lvkeeperd [--config PATH] [--state-dir DIR] [--log-level LEVEL]\n"
-           "       lvkeeperd --attach-images [--state-dir DIR]   re-attach recorded disk images (boot)\n"
+           "       lvkeeperd --attach-images [--config PATH] [--state-dir DIR]\n"
+           "                                re-attach recorded disk images in ImageDirectory (boot)\n"
            "       lvkeeperd --check-config [--config PATH]      parse the config and exit\n"
            "       lvkeeperd --version\n";
 }
@@ -76,8 +77,8 @@ Args parseArgs(int argc, char** argv)
         else if (a == "--version")
         {
             // Says whether the environment may swap lvm(8): tests must know which build they run.
-            std::cout << "lvkeeperd " << LVKEEPER_VERSION << (LVKEEPER_TEST_SEAMS ? " (test seams: LVKEEPER_LVM honoured)" : "")
-                      << "\n";
+            std::cout << "lvkeeperd " << LVKEEPER_VERSION
+                      << (LVKEEPER_TEST_SEAMS ? " (test seams: LVKEEPER_LVM honoured)" : "") << "\n";
             std::exit(0);
         }
         else if (a == "--help" || a == "-h")
@@ -91,9 +92,12 @@ Args parseArgs(int argc, char** argv)
     return args;
 }
 
-/// Boot mode: bring back every recorded image as a loop device so LVM can activate the VG.
+/// Boot mode: bring back every recorded image as a loop device so LVM can activate the VG. Only images
+/// the daemon could have made are attached: regular root-owned files only root may write, directly
+/// inside the configured ImageDirectory; the state file is not trusted to say anything else.
 int attachImages(const Args& args)
 {
+    const std::string directory = lvkeeper::loadConfig(args.config).disks.imageDirectory;
     lvkeeper::sys::FileStateStore state(args.stateDir);
     lvkeeper::sys::LinuxDisks disks;
     std::set<std::string> attached;
@@ -102,11 +106,23 @@ int attachImages(const Args& args)
         attached.insert(loop.backingFile);
     }
     int failures = 0;
+    std::set<std::string> seen;
     for (const auto& image : state.images())
     {
+        if (!seen.insert(image).second)
+        {
+            continue;
+        }
         if (attached.count(image))
         {
             spdlog::info("event=image-already-attached image={}", image);
+            continue;
+        }
+        if (auto refusal = disks.imageRefusal(image, directory))
+        {
+            ++failures;
+            spdlog::error("event=image-refused image={} image_directory={} reason={}", lvkeeper::dbus::logText(image),
+                          lvkeeper::dbus::logText(directory), lvkeeper::dbus::logText(*refusal));
             continue;
         }
         try

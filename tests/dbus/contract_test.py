@@ -802,6 +802,58 @@ class Lifecycle(unittest.TestCase):
         finally:
             env.close()
 
+    def test_attach_images_attaches_only_what_the_daemon_could_have_made(self):
+        env = Env()
+        try:
+            config = env.write_config()
+            media = env.media
+            good = os.path.join(media, "good.img")
+            with open(good, "wb") as f:
+                f.truncate(8 << 20)
+            os.chmod(good, 0o600)
+            bad = {}
+            os.symlink(good, os.path.join(media, "link.img"))
+            bad["link.img"] = "is a symbolic link, not a regular file"
+            os.mkdir(os.path.join(media, "alice"))
+            with open(os.path.join(media, "alice/nested.img"), "wb") as f:
+                f.truncate(8 << 20)
+            bad["alice/nested.img"] = "in a subdirectory"
+            for name, mode, owner, reason in (("gw.img", 0o660, 0, "writable by group or others (mode 0660)"),
+                                              ("theirs.img", 0o600, NOBODY, "owned by uid 65534, not root")):
+                path = os.path.join(media, name)
+                with open(path, "wb") as f:
+                    f.truncate(8 << 20)
+                os.chmod(path, mode)
+                os.chown(path, owner, owner)
+                bad[name] = reason
+            os.mkfifo(os.path.join(media, "fifo.img"), 0o600)
+            bad["fifo.img"] = "is a fifo, not a regular file"
+            bad["missing.img"] = "does not exist"
+            outside = os.path.join(env.tmp, "outside.img")
+            with open(outside, "wb") as f:
+                f.truncate(8 << 20)
+            os.makedirs(env.state_dir)
+            listed = [good] + [os.path.join(media, n) for n in bad] + [outside, os.path.join(media, "gw.img")]
+            with open(os.path.join(env.state_dir, "images"), "w") as f:
+                f.write("\n".join(listed) + "\n")
+            r = run([ARGS.daemon, "--attach-images", "--config", config, "--state-dir", env.state_dir],
+                    check=False, timeout=30)
+            loops = run(["losetup", "-n", "-O", "NAME,BACK-FILE", "-l"]).stdout.splitlines()
+            mine = {l.split(None, 1)[1]: l.split()[0] for l in loops
+                    if env.media in l or outside in l}
+            env.loops.extend(mine.values())
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(list(mine), [good])
+            refused = [l for l in r.stderr.splitlines() if "event=image-refused" in l]
+            self.assertEqual(len(refused), len(bad) + 1, refused)  # and outside; gw.img, listed twice, once
+            for name, reason in bad.items():
+                lines = [l for l in refused if f'image="{os.path.join(media, name)}"' in l]
+                self.assertEqual(len(lines), 1, (name, refused))
+                self.assertIn(reason, lines[0])
+            self.assertTrue([l for l in refused if f'image="{outside}"' in l and "not inside" in l], refused)
+        finally:
+            env.close()
+
     def test_bad_config_refuses_to_start(self):
         with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
             f.write("[Volume]\nMountPoint=/data\nGrowAt=150\n")
