@@ -224,14 +224,16 @@ int runDaemon(const Args& args)
                                        {
                                            keeper.onMountsChanged();
                                        });
-    const char* udevSource = access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel";
+    // The kernel's own uevents, not udevd's: the unit gives lvkeeperd a network namespace of its own
+    // (PrivateNetwork=), which the kernel's reach and udevd's netlink multicast does not. Only the
+    // loop device and its sysfs backing_file are read, both there before udevd runs its rules.
     lvkeeper::sys::UdevMonitor udev(
         event.get(),
         [&](const std::string& action, const lvkeeper::LoopDevice& dev)
         {
             keeper.onLoopDevice(action, dev);
         },
-        udevSource);
+        "kernel");
 
     auto connection = sdbus::createSystemBusConnection();
     lvkeeper::dbus::BusLoop busLoop(event.get(), *connection);
