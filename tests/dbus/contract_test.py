@@ -222,6 +222,7 @@ class Env:
         if getattr(self, "polkit", None):
             self.polkit.terminate()
             self.polkit.wait(5)
+            self.polkit.stdout.close()
             self.polkit = None
 
     def polkit_asked(self):
@@ -704,6 +705,23 @@ class Authorization(unittest.TestCase):
         out = self.env.busctl("--json=short", "get-property", BUS, VOL_PATH, VOL_IF, "UsedPercent", user=NOBODY)
         self.assertIsInstance(json.loads(out.stdout)["data"], float)
         self.assertEqual(self.env.polkit_asked(), [])
+
+    def test_pending_polkit_checks_are_bounded(self):
+        # 64 checks in flight at most; more are Busy, and the count comes back down afterwards.
+        self.env.start_polkit([f"org.lvkeeper.grow {NOBODY} yes 3000", f"* {NOBODY} yes"])
+        procs = [subprocess.Popen(["setpriv", *self.nobody, "--clear-groups", "dbus-send", f"--bus={self.env.address}",
+                                   "--reply-timeout=20000", "--print-reply", f"--dest={BUS}", PATH, f"{MGR}.Grow",
+                                   "string:/nope", "string:"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(80)]
+        errors = [p.communicate(timeout=30)[1] for p in procs]
+        busy = [e for e in errors if ERR + "Busy" in e]
+        passed = [e for e in errors if ERR + "NotFound" in e]
+        self.assertEqual(len(busy) + len(passed), 80, [e for e in errors if e not in busy + passed][:3])
+        self.assertGreater(len(busy), 0)
+        # A refused call was never put to polkit; every other one was, once.
+        self.assertEqual(len(self.env.polkit_asked()), len(passed))
+        self.assertIn("authorization checks are pending", busy[0])
+        self.assert_let_through("Remount", self.env.send("Remount", typed=["string:/nope"], creds=self.nobody))
 
     def test_a_slow_polkit_does_not_stop_the_daemon(self):
         self.env.start_polkit([f"org.lvkeeper.grow {NOBODY} yes 4000"])
