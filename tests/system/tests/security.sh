@@ -41,6 +41,11 @@ pass "lvkeeperd.service exposure $daemon (at most $max_daemon)"
 at_most "$attach" "$max_attach" || fail "lvkeeper-attach.service exposure $attach > $max_attach"
 pass "lvkeeper-attach.service exposure $attach (at most $max_attach)"
 
+# Both run in the host's mount namespace (see the units for why).
+pid=$(systemctl show -p MainPID --value lvkeeperd)
+[[ $(readlink "/proc/$pid/ns/mnt") == "$(readlink /proc/1/ns/mnt)" ]] || fail "lvkeeperd has a mount namespace of its own"
+pass "lvkeeperd is in the host's mount namespace"
+
 # ---- the daemon works under its sandbox ------------------------------------------------------
 # The whole suite (api, adopt, reboot, doctor, headline) runs under these units; here the
 # operations whose privileges the unit names: ext4 online grow (CAP_SYS_RESOURCE), lvm (devices,
@@ -50,6 +55,9 @@ out=$(step call Grow ss /data +64M) || fail "Grow failed under the unit: $out"
 fs=$(df -B1 --output=size /data | tail -n1 | tr -d ' ')
 (( fs > 340000000 )) || fail "the filesystem did not grow online: $fs"
 out=$(step call AddDisk ss vg0 "") || fail "AddDisk failed under the unit: $out"
+dev=$(grep -o '/dev/loop[0-9]*' <<<"$out")
+[[ $(cat "/sys/block/${dev#/dev/}/loop/backing_file") == /media/disk2.img ]] \
+  || fail "AddDisk's $dev shows $(cat "/sys/block/${dev#/dev/}/loop/backing_file"), not /media/disk2.img"
 step mount -o remount,ro /data
 for _ in $(seq 1 100); do [[ $(vol_prop ReadOnly) == true ]] && break; sleep 0.2; done
 step call Remount s /data || fail "Remount failed under the unit"
@@ -73,6 +81,10 @@ spare=$(losetup -j /media/spare.img -O NAME -n)
 [[ -n $spare ]] || { journalctl -u lvkeeper-attach -o cat --no-pager >&2; fail "lvkeeper-attach did not attach /media/spare.img"; }
 # losetup -j follows the symlink: a second device over spare.img would be the symlink's.
 (( $(wc -l <<<"$spare") == 1 )) || fail "spare.img is attached twice (through the symlink): $spare"
+# The path the kernel shows is the one through the mount the image was opened on: it must be the
+# host's, not that of a namespace gone with the unit ("/spare.img").
+backing=$(cat "/sys/block/${spare#/dev/}/loop/backing_file")
+[[ $backing == /media/spare.img ]] || fail "lvkeeper-attach's loop device shows its image as $backing"
 journalctl -u lvkeeper-attach -o cat --no-pager \
   | grep -F 'event=image-refused image="/media/link.img"' | grep -q "symbolic link" \
   || { journalctl -u lvkeeper-attach -o cat --no-pager >&2; fail "the symlink was not refused with its reason"; }
