@@ -45,7 +45,8 @@ class BusLoop
 /// Translates any exception into a named D-Bus error: KeeperError keeps its kind, the rest is Failed.
 sdbus::Error toDbusError(const std::exception_ptr& error);
 
-/// The object path of a volume: /org/lvkeeper/Keeper1/volumes/<escaped mount point> ("/data" -> "data").
+/// The object path of a volume: /org/lvkeeper/Keeper1/volumes/ and the mount point without its leading
+/// slash, sd_bus_path_encode()d ("/data" -> "data", "/" -> "_", "/srv/a-b" -> "srv_2fa_2db").
 std::string volumeObjectPath(const std::string& mountPoint);
 
 /// The D-Bus face of a Keeper: the Manager object, one Volume object per watched volume, signals.
