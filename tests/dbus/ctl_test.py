@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import contract_test as ct  # noqa: E402
 
 CTL = None
+COMPLETION = None
 NOBODY = 65534
 VERSION = None
 
@@ -401,6 +403,36 @@ class Ctl(unittest.TestCase):
         self.assertEqual(out["Volumes"][0]["MountPoint"], self.mnt)
         self.ok("diagnose", user=NOBODY)
 
+    def complete(self, line):
+        """What the bash completion offers at the end of line (what bash puts after its last '=' or ':')."""
+        script = (f"source {shlex.quote(COMPLETION)}; COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}; "
+                  "_lvkeeperctl; printf '%s\\n' \"${COMPREPLY[@]}\"")
+        env = dict(self.env.env, PATH=os.path.dirname(CTL) + ":" + os.environ["PATH"])
+        r = subprocess.run(["bash", "--norc", "-c", script], capture_output=True, text=True, env=env, timeout=30)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        return [w for w in r.stdout.splitlines() if w]
+
+    def test_bash_completion(self):
+        commands = ["status", "grow", "add-disk", "remount", "diagnose", "repair", "monitor", "help"]
+        self.assertEqual(self.complete("lvkeeperctl "), commands)
+        self.assertEqual(self.complete("lvkeeperctl gr"), ["grow"])
+        self.assertEqual(self.complete("lvkeeperctl --no-legend re"), ["remount", "repair"])
+        self.assertEqual(self.complete("lvkeeperctl --js"), ["--json="])
+        self.assertEqual(self.complete("lvkeeperctl --json=s"), ["short"])
+        self.assertEqual(self.complete("lvkeeperctl status --timeout=in"), ["infinity"])
+        # From the running daemon: its volumes (mount point and VG/LV), its VGs, its findings' ids.
+        self.assertEqual(self.complete("lvkeeperctl status "), [self.mnt, "vg0/data0"])
+        self.assertEqual(self.complete("lvkeeperctl grow vg"), ["vg0/data0"])
+        self.assertEqual(self.complete("lvkeeperctl add-disk "), ["vg0"])
+        self.assertEqual(self.complete(f"lvkeeperctl grow {self.mnt} "), [])
+        self.assertEqual(self.complete("lvkeeperctl help di"), ["diagnose"])
+        self.set_read_only(True)
+        try:
+            self.assertIn(f"read-only:{self.mnt}", self.complete("lvkeeperctl repair "))
+            self.assertEqual(self.complete("lvkeeperctl repair read-only:"), [self.mnt])
+        finally:
+            ct.run(["mount", "-o", "remount,rw", self.mnt], check=False)
+
     def test_monitor_prints_signals_and_property_changes(self):
         mon = JsonLines([CTL, "--json=short", "monitor"], self.env.env)
         human = JsonLines([CTL, "monitor"], self.env.env)
@@ -492,21 +524,22 @@ class CtlWithoutDaemon(unittest.TestCase):
 
 
 def main():
-    global CTL, VERSION
+    global CTL, COMPLETION, VERSION
     p = argparse.ArgumentParser()
     p.add_argument("--ctl", required=True)
+    p.add_argument("--completion", required=True)
     p.add_argument("--version", required=True)
     p.add_argument("--daemon", required=True)
     p.add_argument("--busconfig", required=True)
     p.add_argument("--xml-dir", required=True)
     p.add_argument("--fake-lvm", required=True)
     args, rest = p.parse_known_args()
-    CTL, VERSION = args.ctl, args.version
+    CTL, COMPLETION, VERSION = args.ctl, args.completion, args.version
     ct.ARGS = args
     if os.geteuid() != 0:
         print("lvkeeperctl tests need root (loop devices, mount, fanotify)", file=sys.stderr)
         return 1
-    return ct.run_tests(rest, ("dbus-daemon", "busctl", "losetup", "mkfs.ext4", "setpriv", "pvcreate", "stdbuf"))
+    return ct.run_tests(rest, ("dbus-daemon", "busctl", "losetup", "mkfs.ext4", "setpriv", "pvcreate", "bash"))
 
 
 if __name__ == "__main__":
