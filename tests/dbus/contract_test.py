@@ -628,7 +628,9 @@ def run_tests(argv, tools):
             return 1
     prog = unittest.main(module="__main__", argv=[sys.argv[0], "-v", *argv], exit=False)
     r = prog.result
-    print(f"{r.testsRun - len(r.failures) - len(r.errors)} passed, {len(r.failures) + len(r.errors)} failed")
+    passed = r.testsRun - len(r.failures) - len(r.errors) - len(r.skipped)
+    skipped = "".join(f"\nSKIPPED {test.id()}: {why}" for test, why in r.skipped)
+    print(f"{passed} passed, {len(r.failures) + len(r.errors)} failed, {len(r.skipped)} skipped{skipped}")
     return 0 if r.wasSuccessful() else 1
 
 
