@@ -1,5 +1,6 @@
 #pragma once
 
+#include "lvkeeper/bus_names.hpp"
 #include "lvkeeper/doctor.hpp"
 #include "lvkeeper/keeper.hpp"
 
@@ -14,11 +15,6 @@
 
 namespace lvkeeper::dbus
 {
-
-inline constexpr const char* busName = "org.lvkeeper.Keeper1";
-inline constexpr const char* managerPath = "/org/lvkeeper/Keeper1";
-inline constexpr const char* volumesPath = "/org/lvkeeper/Keeper1/volumes";
-inline constexpr const char* errorPrefix = "org.lvkeeper.Keeper1.Error.";
 
 /// Drives an sdbus-c++ connection from sd-event (1.2 has no attachSdEventLoop): an io source and a
 /// timer re-armed from getEventLoopPollData() in a prepare callback, processPendingRequest() from both.

@@ -13,6 +13,10 @@ step "$LK_SCEN/seed-incident"
 source /var/lib/lab/scenario.env
 step "$LK_GUEST/probe" start --url "$SERVER_URL" --manifest "$MANIFEST"
 
+# The admin takes the shipped example, which watches /data (GrowAt=90, GrowStep=500M,
+# ImageDirectory=/media): nothing is installed in /etc/lvkeeper.
+[[ ! -e /etc/lvkeeper/lvkeeper.conf ]] || fail "the install put a /etc/lvkeeper/lvkeeper.conf in place"
+step install -D -m 0644 /usr/share/doc/lvkeeper/examples/lvkeeper.conf /etc/lvkeeper/lvkeeper.conf
 # The installed default config watches /data (GrowAt=90, GrowStep=500M, ImageDirectory=/media); a
 # drop-in adds the metrics for node_exporter's textfile collector, as a fleet would.
 PROM=/var/lib/prometheus/node-exporter/lvkeeper.prom
