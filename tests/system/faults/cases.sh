@@ -52,7 +52,7 @@ offset_pv() {
 }
 read_only_is() { [[ $(vol_prop ReadOnly) == "$1" ]]; }
 new_instance() { local p; p=$(lvk_pid); [[ $p != 0 && $p != "$1" ]]; }
-lvk_state_is() { [[ $(systemctl show -p ActiveState --value lvkeeperd) == "$1" ]]; }
+lvk_stopping() { [[ $(systemctl show -p ActiveState --value lvkeeperd) == deactivating ]] || new_instance "$1"; }
 img_of() { losetup -n -O BACK-FILE "$1" | tr -d ' '; }
 pv_field() { pvs --noheadings --units b --nosuffix -o "$2" "$1" | tr -d ' '; }
 dev_of_img() { loop_of "$1"; }
@@ -237,6 +237,8 @@ fault_case() { # ACTION OP STEP
         sleep 3
         ! lvk_active || fail "the new lvkeeperd became READY while an lvm command held vg0's lock"
         note "the new instance waited for the running lvm command's lock"
+        point_clear "$point"
+        since=$(uptime_us) # healing starts once that command ends
       fi
       point_clear "$point"
       heal=$(heal_wait "$since" "$HEAL_LIMIT" "$old")
@@ -246,7 +248,8 @@ fault_case() { # ACTION OP STEP
     restart)
       old=$(lvk_pid)
       systemctl restart --no-block lvkeeperd
-      wait_for 60 "lvkeeperd stopping" lvk_state_is deactivating
+      # (With nothing left running the old instance may be gone before the first look.)
+      wait_for 60 "lvkeeperd stopping" lvk_stopping "$old"
       since=$(uptime_us)
       point_release "$point"
       wait_for 600 "the answer to $op after the restart" reply_came

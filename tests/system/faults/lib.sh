@@ -20,8 +20,8 @@ JOURNAL=/var/lib/lvkeeper/journal
 RECORD=/var/lib/lvkeeper/images
 # How long the host may take to heal by itself: from the kernel's start after a power cut (under
 # TCG a boot alone takes 20-40 s), from the kill or the release of the operation otherwise.
-HEAL_LIMIT_BOOT=${HEAL_LIMIT_BOOT:-240}
-HEAL_LIMIT=${HEAL_LIMIT:-120}
+HEAL_LIMIT_BOOT=${HEAL_LIMIT_BOOT:-300}
+HEAL_LIMIT=${HEAL_LIMIT:-180}
 MIB=$((1024 * 1024))
 export LVM_SUPPRESS_FD_WARNINGS=1
 
@@ -274,34 +274,37 @@ check_dm() {
 # Every image in /media is on a loop device that is a PV of vg0 and recorded for boot; every loop
 # device over /media is a PV of vg0; no PV outside a VG; vg0 complete, no pvmove left; no intent.
 check_disks() {
-  local pvs loops img dev vg rec
+  local dev img vg missing rec line
+  local -A vg_of=() dev_of=() recorded=()
   journal_empty || fail "the journal still holds intents: $(tr -d '\n' <"$JOURNAL")"
-  # One lvm command (each costs seconds under TCG): PV, VG, and the VG's missing PVs.
-  pvs=$(pvs --noheadings -o pv_name,vg_name,vg_missing_pv_count 2>/dev/null | awk '{ print $1, ($2 == "" ? "-" : $2), $3 }')
-  loops=$(losetup -n -l -O NAME,BACK-FILE)
-  rec=$(cat "$RECORD" 2>/dev/null || true)
-  shopt -s nullglob
-  for img in /media/*.img; do
-    dev=$(awk -v f="$img" '$2 == f { print $1; exit }' <<<"$loops")
-    [[ -n $dev ]] || fail "$img is not on a loop device (an image left half-added)"
-    vg=$(awk -v d="$dev" '$1 == d { print $2 }' <<<"$pvs")
-    [[ $vg == vg0 ]] || fail "$img on $dev is not a PV of vg0 (vg: ${vg:-no PV})"
-    grep -qxF "$img" <<<"$rec" || fail "$img is a PV of vg0 but not recorded in $RECORD"
-  done
-  shopt -u nullglob
+  # One lvm command (each costs seconds under TCG), the rest in bash: every fork is slow there.
+  while read -r dev vg missing; do
+    [[ -n $missing ]] || { missing=$vg vg=-; }
+    vg_of[$dev]=$vg
+    [[ $vg != - ]] || fail "$dev is a PV outside any VG (an orphan)"
+    [[ $vg != vg0 || $missing == 0 ]] || fail "vg0 misses $missing PVs"
+  done < <(pvs --noheadings -o pv_name,vg_name,vg_missing_pv_count 2>/dev/null)
   while read -r dev img; do
     [[ $img == /media/* ]] || continue
     [[ -e $img ]] || fail "$dev is over $img, which is gone"
-  done <<<"$loops"
-  while read -r dev vg missing; do
-    [[ $vg != - ]] || fail "$dev is a PV outside any VG (an orphan)"
-    [[ $vg != vg0 || $missing == 0 ]] || fail "vg0 misses $missing PVs"
-  done <<<"$pvs"
+    [[ ${vg_of[$dev]:-} == vg0 ]] || fail "$dev over $img is not a PV of vg0 (a loop device left half-added)"
+    dev_of[$img]=$dev
+  done < <(losetup -n -l -O NAME,BACK-FILE)
+  while read -r line; do
+    [[ -z $line ]] && continue
+    [[ -e $line ]] || fail "$RECORD names $line, which does not exist"
+    recorded[$line]=1
+  done <"$RECORD"
+  for img in /media/*.img; do
+    [[ -e $img ]] || continue
+    dev=${dev_of[$img]:-}
+    [[ -n $dev ]] || fail "$img is not on a loop device (an image left half-added)"
+    vg=${vg_of[$dev]:-}
+    [[ $vg == vg0 ]] || fail "$img on $dev is not a PV of vg0 (vg: ${vg:-no PV})"
+    [[ -n ${recorded[$img]:-} ]] || fail "$img is a PV of vg0 but not recorded in $RECORD"
+  done
   # pvmove's temporary mirror is an active dm device while it exists.
   ! dmsetup ls | grep -q '^vg0-pvmove' || fail "vg0 still has a pvmove LV: $(dmsetup ls | grep pvmove)"
-  while read -r img; do
-    [[ -z $img || -e $img ]] || fail "$RECORD names $img, which does not exist"
-  done <<<"$rec"
 }
 check_diagnose() {
   local out crit
