@@ -188,6 +188,7 @@ manager_progress() {
 call_bg() {
   rm -f "$FSTATE/reply" "$FSTATE/reply.err" "$FSTATE/reply.rc"
   (
+    trap - ERR
     rc=0
     busctl --timeout=900 call "$BUSNAME" "$OBJ" "$MGR" "$@" >"$FSTATE/reply.tmp" 2>"$FSTATE/reply.err" || rc=$?
     mv -f "$FSTATE/reply.tmp" "$FSTATE/reply"
