@@ -4,8 +4,10 @@
 #include "lvkeeper/dbus.hpp"
 #include "lvkeeper/doctor.hpp"
 #include "lvkeeper/keeper.hpp"
+#include "lvkeeper/log_control.hpp"
 #include "lvkeeper/sys/event_scheduler.hpp"
 #include "lvkeeper/sys/fanotify_watch.hpp"
+#include "lvkeeper/sys/files.hpp"
 #include "lvkeeper/sys/file_fault_gate.hpp"
 #include "lvkeeper/sys/linux.hpp"
 #include "lvkeeper/sys/logging.hpp"
@@ -195,6 +197,8 @@ int runDaemon(const Args& args)
     FanotifyActivity activity(fanotify);
 
     lvkeeper::KeeperOptions options;
+    options.version = LVKEEPER_VERSION;
+    lvkeeper::sys::TextFileWriter files;
     if (const char* lvm = std::getenv("LVKEEPER_LVM"); lvm && *lvm)
     {
         // The one test seam: a recording fake in place of lvm(8).
@@ -210,7 +214,7 @@ int runDaemon(const Args& args)
     }
 #endif
     lvkeeper::Keeper keeper(
-        config, lvkeeper::KeeperSeams{runner, scheduler, filesystems, disks, state, activity, executor, gate}, options);
+        config, lvkeeper::KeeperSeams{runner, scheduler, filesystems, disks, state, activity, executor, gate, files}, options);
     keeperPtr = &keeper;
 
     lvkeeper::sys::MountMonitor mounts(event.get(),
@@ -236,6 +240,7 @@ int runDaemon(const Args& args)
                                         sd_notifyf(0, "STATUS=%s", status.c_str());
                                     });
     keeper.setListener(&service);
+    lvkeeper::dbus::LogControl logControl(*connection);
 
     // Backstop for writes fanotify cannot see (mmap, other mount namespaces); 0 disables.
     std::unique_ptr<lvkeeper::Timer> backstop;

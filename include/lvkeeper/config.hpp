@@ -39,6 +39,7 @@ struct DisksConfig
 struct DaemonConfig
 {
     std::chrono::seconds backstopInterval{60}; ///< 0 disables the backstop timer
+    std::string metricsFile;                   ///< Prometheus textfile-collector file; empty: none
 };
 
 /// The whole configuration file.

@@ -5,6 +5,7 @@
 #include "lvkeeper/executor.hpp"
 #include "lvkeeper/fault_gate.hpp"
 #include "lvkeeper/job_queue.hpp"
+#include "lvkeeper/metrics.hpp"
 #include "lvkeeper/operation.hpp"
 #include "lvkeeper/policy.hpp"
 #include "lvkeeper/publisher.hpp"
@@ -31,6 +32,7 @@ struct KeeperOptions
     std::string lvmCommand = "lvm"; ///< the test seam LVKEEPER_LVM swaps in a recording fake
     std::chrono::milliseconds commandTimeout{10 * 60 * 1000};
     std::chrono::milliseconds propertiesInterval{250};
+    std::string version; ///< for the metrics' build info
 };
 
 /// The seams a Keeper acts through; the real ones in the daemon, fakes in tests.
@@ -44,6 +46,7 @@ struct KeeperSeams
     ActivityWatcher& watcher;
     Executor& executor;
     FaultGate& gate;
+    TextFiles& files; ///< where MetricsFile= goes
 };
 
 /// The coordinator of one straight flow: an event -> the volume's state is refreshed (observe only) -> a pure

@@ -45,6 +45,18 @@ struct OperationContext
     std::chrono::milliseconds commandTimeout;
     bool stopping = false; ///< SIGTERM came: long waits give up their caller and leave the rest to the next start
     int longWaits = 0;     ///< operations waiting outside their lane (a background pvmove)
+    /// Called when a long wait ends: a stop may have been waiting for it.
+    std::function<void()> longWaitEnded = nullptr;
+
+    /// A long wait ends (its operation answered or went back to its lane).
+    void endLongWait()
+    {
+        --longWaits;
+        if (longWaitEnded)
+        {
+            longWaitEnded();
+        }
+    }
 };
 
 /// One multi-step change of the system, as an explicit sequence of named steps. Before each step that changes

@@ -99,6 +99,21 @@ std::uint64_t autoStep(std::uint64_t growStep, double rate, std::chrono::millise
 bool vgShort(double rate, std::uint64_t vgFree, std::chrono::milliseconds addDuration,
              std::chrono::milliseconds growDuration, const Headroom& tuning);
 
+/// Looking again at a volume for writes fanotify cannot see (a shared mmap, a loop device over a file on it).
+struct Looks
+{
+    double assumedRate = 128.0 * 1024 * 1024; ///< bytes/s a writer is assumed able to sustain before one is measured
+    std::chrono::milliseconds floor{250};     ///< never sooner: statvfs is cheap, but idle must stay idle
+    double margin = 0.5;                      ///< look again after this share of the time the writer needs
+};
+
+/// When to look again: early enough that a writer at the fastest rate (the fastest measured, or the assumed one)
+/// cannot cross the distance from the current use to the point where a grow must start (GrowAt, or the headroom
+/// the fastest measured rate needs) before the look; never later than backstop, never sooner than the floor.
+std::chrono::milliseconds nextLook(const VolumeConfig& config, const FsUsage& usage, double fastestRate,
+                                   std::chrono::milliseconds growDuration, const Headroom& tuning, const Looks& looks,
+                                   std::chrono::milliseconds backstop);
+
 /// How long to wait before retrying after failures in a row: 1 s, doubling, at most 60 s.
 std::chrono::milliseconds backoff(unsigned failures);
 

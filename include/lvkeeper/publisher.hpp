@@ -66,6 +66,8 @@ class Publisher
     void setNote(const std::string& note);
     /// The STATUS= line for the volumes as they are now.
     std::string statusLine() const;
+    /// Called after each batch of property changes (at most once per interval): the metrics file follows it.
+    void setOnFlush(std::function<void()> onFlush);
 
     // Signals.
     void thresholdCrossed(const VolumeState& v);
@@ -88,6 +90,7 @@ class Publisher
     std::unique_ptr<Timer> timer_;
     std::string lastStatus_;
     std::string note_;
+    std::function<void()> onFlush_;
 };
 
 } // namespace lvkeeper

@@ -62,6 +62,7 @@ struct VolumeState
     std::optional<std::chrono::steady_clock::time_point> lastGrowEnd;
     std::deque<policy::UsageSample> history; ///< recent (time, used) readings
     double fillRate = 0.0;                   ///< bytes per second
+    double peakFillRate = 0.0;               ///< the fastest fill rate measured since start
     std::chrono::milliseconds lastGrowDuration{0};
     /// Automatic grows that failed in a row (a transient failure episode) and when to try again.
     unsigned failedGrows = 0;

@@ -375,9 +375,25 @@ void applyDaemonKey(DaemonConfig& daemon, std::string_view key, std::string_view
         }
         daemon.backstopInterval = std::chrono::duration_cast<std::chrono::seconds>(interval);
     }
+    else if (key == "MetricsFile")
+    {
+        // node_exporter's textfile collector reads *.prom in its directory; empty turns it off.
+        if (value.empty())
+        {
+            daemon.metricsFile.clear();
+            return;
+        }
+        std::string path = parseAbsolutePath(value);
+        if (path.size() < 6 || path.compare(path.size() - 5, 5, ".prom") != 0)
+        {
+            throw BadValue("must be an absolute path ending in .prom (node_exporter's textfile collector reads "
+                           "only those), e.g. /var/lib/prometheus/node-exporter/lvkeeper.prom");
+        }
+        daemon.metricsFile = path;
+    }
     else
     {
-        throw BadValue("unknown key in [Daemon]; expected BackstopInterval");
+        throw BadValue("unknown key in [Daemon]; expected BackstopInterval or MetricsFile");
     }
 }
 

@@ -71,6 +71,15 @@ struct Keeper::Impl
             {
                 maybeStopped();
             });
+        ctx.longWaitEnded = [this]
+        {
+            maybeStopped();
+        };
+        publisher.setOnFlush(
+            [this]
+            {
+                writeMetrics();
+            });
     }
 
     Config config;
@@ -88,7 +97,10 @@ struct Keeper::Impl
     std::map<std::string, DiskLane> diskLanes;              ///< by VG
     std::map<std::string, std::unique_ptr<Timer>> rechecks; ///< by mount point: the next look
     std::map<std::string, Scheduler::Clock::time_point> recheckAt;
+    std::map<std::string, std::unique_ptr<Timer>> nextLooks; ///< by mount point: writes fanotify cannot see
+    policy::Looks looks;
     std::uint64_t disksAdded = 0;
+    std::map<std::string, std::string> loopBacking; ///< loop device -> backing file, as its uevents said
     bool started = false;
     std::function<void()> stopped;
 
@@ -105,7 +117,41 @@ struct Keeper::Impl
     void look(VolumeState& v, bool lvmFresh = false)
     {
         volumes.refreshUsage(v);
-        act(v.config.mountPoint, lvmFresh);
+        std::string mountPoint = v.config.mountPoint;
+        act(mountPoint, lvmFresh);
+        if (auto* vol = volumes.find(mountPoint))
+        {
+            scheduleLook(*vol);
+        }
+    }
+
+    /// The next look for writes fanotify cannot see: from the headroom left and the fastest writer, between the
+    /// floor and the backstop. A look for any reason moves it.
+    void scheduleLook(VolumeState& v)
+    {
+        auto backstop = std::chrono::duration_cast<std::chrono::milliseconds>(config.daemon.backstopInterval);
+        std::string mountPoint = v.config.mountPoint;
+        if (!started || ctx.stopping || !v.mounted || backstop.count() == 0)
+        {
+            nextLooks.erase(mountPoint);
+            return;
+        }
+        auto wait =
+            policy::nextLook(v.config, v.usage, v.peakFillRate, plannedGrow(v, headroom), headroom, looks, backstop);
+        if (wait >= backstop)
+        {
+            nextLooks.erase(mountPoint); // the backstop looks then anyway
+            return;
+        }
+        nextLooks[mountPoint] = seams.scheduler.after(wait,
+                                                      [this, mountPoint]
+                                                      {
+                                                          auto keep = std::move(nextLooks[mountPoint]);
+                                                          if (auto* vol = volumes.find(mountPoint))
+                                                          {
+                                                              look(*vol);
+                                                          }
+                                                      });
     }
 
     /// fresh: the sizes were just read from LVM. Exhaustion is only declared on fresh sizes: a stale VG size
@@ -315,11 +361,16 @@ struct Keeper::Impl
             ++v->growCount;
             v->lastGrowTime = seams.scheduler.wallNow();
             notExhausted(*v);
-            spdlog::info("event=grown volume={} from={} to={} reason={} vg_free={}", mountPoint,
-                         formatSize(result.oldSize), formatSize(result.newSize), automatic ? "threshold" : "request",
-                         formatSize(v->vgFree));
+            spdlog::info("event=grown volume={} from={} to={} reason={} vg_free={} from_bytes={} to_bytes={} "
+                         "vg_free_bytes={}",
+                         mountPoint, formatSize(result.oldSize), formatSize(result.newSize),
+                         automatic ? "threshold" : "request", formatSize(v->vgFree), result.oldSize, result.newSize,
+                         v->vgFree);
             publisher.grown(mountPoint, result.oldSize, result.newSize, automatic ? "threshold" : "request");
-            images.keepAllocated();
+            if (!ctx.stopping)
+            {
+                images.keepAllocated();
+            }
             publisher.changed(mountPoint);
         }
     }
@@ -421,8 +472,8 @@ struct Keeper::Impl
                 publisher.changed(v.config.mountPoint);
             }
         }
-        spdlog::info("event=disk-added vg={} image={} device={} size={}", result.vg, result.image, result.device,
-                     formatSize(result.size));
+        spdlog::info("event=disk-added vg={} image={} device={} size={} size_bytes={}", result.vg, result.image,
+                     result.device, formatSize(result.size), result.size);
         publisher.diskAdded(result.vg, result.image, result.device, result.size);
     }
 
@@ -625,6 +676,49 @@ struct Keeper::Impl
             });
     }
 
+    // ---- metrics ------------------------------------------------------------------------------------------
+
+    bool metricsWriting = false;
+    bool metricsDirty = false;
+    bool metricsFailed = false;
+
+    /// MetricsFile=, replaced off the loop after each batch of changes; one write at a time, the last state wins.
+    void writeMetrics()
+    {
+        const std::string path = config.daemon.metricsFile;
+        if (path.empty())
+        {
+            return;
+        }
+        if (metricsWriting)
+        {
+            metricsDirty = true;
+            return;
+        }
+        metricsWriting = true;
+        metricsDirty = false;
+        std::string text = renderMetrics(volumes.all(), disksAdded, options.version);
+        seams.executor.offload(
+            "write " + path,
+            [this, path, text = std::move(text)]
+            {
+                seams.files.replace(path, text);
+            },
+            [this, path](Error error)
+            {
+                metricsWriting = false;
+                if (error && !metricsFailed)
+                {
+                    spdlog::error("event=metrics-write-failed path={} error=\"{}\"", path, describeError(error));
+                }
+                metricsFailed = error != nullptr;
+                if (metricsDirty)
+                {
+                    writeMetrics();
+                }
+            });
+    }
+
     // ---- stop ---------------------------------------------------------------------------------------------
 
     void maybeStopped()
@@ -695,12 +789,17 @@ void Keeper::start(std::function<void()> ready)
                                 }
                                 d.act(v.config.mountPoint);
                             }
+                            for (auto& v : d.volumes.all())
+                            {
+                                d.scheduleLook(v);
+                            }
                             if (!e && !d.volumes.volumeGroups().empty())
                             {
                                 d.recordBackingImages(pvs);
                             }
                             d.publisher.changedAll();
                             d.publisher.status();
+                            d.writeMetrics();
                             ready();
                         });
                 });
@@ -718,7 +817,8 @@ void Keeper::stop(std::function<void()> stopped)
     d.stopped = std::move(stopped);
     d.rechecks.clear();
     d.recheckAt.clear();
-    spdlog::info("event=stopping running_jobs={} long_waits={}", d.jobs.idle() ? 0 : 1, d.ctx.longWaits);
+    d.nextLooks.clear();
+    spdlog::info("event=stop-draining running_jobs={} long_waits={}", d.jobs.idle() ? 0 : 1, d.ctx.longWaits);
     d.publisher.setNote("stopping");
     d.jobs.cancelWaiting();
     d.maybeStopped();
@@ -747,6 +847,7 @@ void Keeper::reload(Config config)
     }
     d.rechecks.clear();
     d.recheckAt.clear();
+    d.nextLooks.clear();
     spdlog::info("event=reloaded volumes={}", d.volumes.all().size());
     d.publisher.replaced();
     for (auto& v : d.volumes.all())
@@ -809,8 +910,18 @@ void Keeper::onLoopDevice(const std::string& action, const LoopDevice& device)
     if (action == "remove" || device.backingFile.empty())
     {
         spdlog::debug("event=loop-unbound device={}", device.device);
+        d.loopBacking.erase(device.device);
         return;
     }
+    // Binding a loop device is a "change" uevent, and so is every write an lvm command makes to a PV (udev's watch
+    // rule): only a backing file not seen on that device before is news.
+    auto known = d.loopBacking.find(device.device);
+    if (known != d.loopBacking.end() && known->second == device.backingFile)
+    {
+        spdlog::debug("event=loop-changed device={} image={}", device.device, device.backingFile);
+        return;
+    }
+    d.loopBacking[device.device] = device.backingFile;
     spdlog::info("event=loop-attached device={} image={}", device.device, device.backingFile);
     if (!d.config.disks.adoptLoopDevices || d.ctx.stopping)
     {
@@ -820,6 +931,14 @@ void Keeper::onLoopDevice(const std::string& action, const LoopDevice& device)
     std::string prefix = dir.empty() || dir.back() == '/' ? dir : dir + "/";
     if (!startsWith(device.backingFile, prefix))
     {
+        return;
+    }
+    if (device.backingFile.find('/', prefix.size()) != std::string::npos)
+    {
+        // Only images directly in the image directory: /media/<user>/... are udisks2's per-user mounts,
+        // which any active local user may loop-attach without a password.
+        spdlog::warn("event=adopt-refused device={} image={} reason=\"not directly inside {}\"", device.device,
+                     device.backingFile, dir);
         return;
     }
     // An image an operation of ours is adding or bringing back is not a stranger to adopt.
@@ -861,6 +980,10 @@ void Keeper::onLoopDevice(const std::string& action, const LoopDevice& device)
 void Keeper::onBackstop()
 {
     auto& d = *impl_;
+    if (d.ctx.stopping)
+    {
+        return; // nothing new while stopping
+    }
     // Host space may be back (a process restarted, files removed): the next grow adds a disk again.
     for (auto& [vg, lane] : d.diskLanes)
     {

@@ -178,6 +178,26 @@ bool vgShort(double rate, std::uint64_t vgFree, std::chrono::milliseconds addDur
     return rate > 0.0 && vgFree < headroomNeeded(rate, addDuration + growDuration, tuning);
 }
 
+std::chrono::milliseconds nextLook(const VolumeConfig& config, const FsUsage& usage, double fastestRate,
+                                   std::chrono::milliseconds growDuration, const Headroom& tuning, const Looks& looks,
+                                   std::chrono::milliseconds backstop)
+{
+    double rate = std::max(fastestRate, looks.assumedRate);
+    double total = static_cast<double>(usage.used + usage.available);
+    // Bytes until used space reaches GrowAt, and until what is left is less than the headroom a writer as fast
+    // as the fastest one measured needs (needsGrow's two triggers).
+    double toGrowAt = total * config.growAt / 100.0 - static_cast<double>(usage.used);
+    double toHeadroom =
+        static_cast<double>(usage.available) - static_cast<double>(headroomNeeded(fastestRate, growDuration, tuning));
+    double distance = std::min(toGrowAt, toHeadroom);
+    if (!(distance > 0.0))
+    {
+        return std::min(looks.floor, backstop);
+    }
+    auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(distance / rate * looks.margin * 1000.0));
+    return std::clamp(wait, std::min(looks.floor, backstop), backstop);
+}
+
 std::chrono::milliseconds backoff(unsigned failures)
 {
     constexpr std::chrono::milliseconds first{1000};

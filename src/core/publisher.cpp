@@ -56,6 +56,15 @@ void Publisher::flush()
         }
     }
     status();
+    if (onFlush_)
+    {
+        onFlush_();
+    }
+}
+
+void Publisher::setOnFlush(std::function<void()> onFlush)
+{
+    onFlush_ = std::move(onFlush);
 }
 
 void Publisher::status()

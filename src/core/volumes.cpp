@@ -243,6 +243,7 @@ UsageChange Volumes::refreshUsage(VolumeState& v)
     if (rate != v.fillRate)
     {
         v.fillRate = rate;
+        v.peakFillRate = std::max(v.peakFillRate, rate);
         changed = true;
     }
     if (changed)
@@ -255,9 +256,9 @@ UsageChange Volumes::refreshUsage(VolumeState& v)
         v.aboveThreshold = true;
         change.crossedUp = true;
         spdlog::info("event=threshold-crossed volume={} used_percent={:.1f} inodes_percent={:.1f} available={} "
-                     "grow_at={}",
+                     "grow_at={} available_bytes={}",
                      v.config.mountPoint, usage.usedPercent(), usage.inodesUsedPercent(), formatSize(usage.available),
-                     v.config.growAt);
+                     v.config.growAt, usage.available);
         publisher_.thresholdCrossed(v);
     }
     else if (!above && v.aboveThreshold)

@@ -1,5 +1,6 @@
 #include "lvkeeper/sys/linux.hpp"
 
+#include "lvkeeper/sys/files.hpp"
 #include "lvkeeper/sys/unique_fd.hpp"
 
 #include <fcntl.h>
@@ -21,88 +22,6 @@ namespace
 std::system_error sysError(int error, const std::string& what)
 {
     return std::system_error(error, std::generic_category(), what);
-}
-
-void makeDirectories(const std::string& dir)
-{
-    for (std::size_t pos = 1; pos <= dir.size(); ++pos)
-    {
-        if (pos != dir.size() && dir[pos] != '/')
-        {
-            continue;
-        }
-        std::string prefix = dir.substr(0, pos);
-        if (::mkdir(prefix.c_str(), 0755) < 0 && errno != EEXIST)
-        {
-            throw sysError(errno, "mkdir " + prefix);
-        }
-    }
-}
-
-void writeAll(int fd, const std::string& data, const std::string& path)
-{
-    std::size_t done = 0;
-    while (done < data.size())
-    {
-        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0)
-        {
-            if (errno == EINTR)
-            {
-                continue;
-            }
-            throw sysError(errno, "write " + path);
-        }
-        done += static_cast<std::size_t>(n);
-    }
-}
-
-/// Replaces path with data so that a crash leaves either the old file or the new one, never a truncated
-/// one, and the new one survives a power cut once this returns: temp file, fsync, rename, directory fsync.
-void replaceFile(const std::string& dir, const std::string& name, const std::string& data, mode_t mode)
-{
-    makeDirectories(dir);
-    const std::string path = dir + "/" + name;
-    const std::string tmp = path + ".tmp";
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
-    if (!fd)
-    {
-        throw sysError(errno, "create " + tmp);
-    }
-    auto fail = [&](int error, const std::string& what)
-    {
-        fd.reset();
-        ::unlink(tmp.c_str());
-        return sysError(error, what);
-    };
-    try
-    {
-        writeAll(fd.get(), data, tmp);
-    }
-    catch (const std::system_error& e)
-    {
-        throw fail(e.code().value(), e.what());
-    }
-    if (::fsync(fd.get()) < 0)
-    {
-        throw fail(errno, "fsync " + tmp);
-    }
-    fd.reset();
-    if (::rename(tmp.c_str(), path.c_str()) < 0)
-    {
-        int error = errno;
-        ::unlink(tmp.c_str());
-        throw sysError(error, "rename " + tmp);
-    }
-    UniqueFd dirFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dirFd)
-    {
-        throw sysError(errno, "open " + dir);
-    }
-    if (::fsync(dirFd.get()) < 0)
-    {
-        throw sysError(errno, "fsync " + dir);
-    }
 }
 
 /// The whole file, nullopt when it does not exist.
@@ -195,7 +114,7 @@ void FileStateStore::setImages(const std::vector<std::string>& images)
         data += image;
         data += '\n';
     }
-    replaceFile(dir_, "images", data, 0644);
+    replaceFile(dir_, "images", data, 0644, true);
 }
 
 std::optional<std::string> FileStateStore::readJournal()
@@ -205,7 +124,7 @@ std::optional<std::string> FileStateStore::readJournal()
 
 void FileStateStore::writeJournal(const std::string& text)
 {
-    replaceFile(dir_, "journal", text, 0600);
+    replaceFile(dir_, "journal", text, 0600, true);
 }
 
 std::string FileStateStore::setAsideJournal()

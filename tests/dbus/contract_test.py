@@ -506,6 +506,21 @@ class Contract(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("usage", r.stderr)
 
+    def test_log_level_changes_at_run_time_through_log_control(self):
+        lc = ["/org/freedesktop/LogControl1", "org.freedesktop.LogControl1"]
+        get = lambda name: json.loads(self.env.busctl("--json=short", "get-property", BUS, *lc, name).stdout)["data"]
+        self.assertEqual(get("SyslogIdentifier"), "lvkeeperd")
+        self.assertEqual(get("LogTarget"), "console")
+        self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "warning")
+        self.assertEqual(get("LogLevel"), "warning")
+        r = self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "chatty", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("unknown log level", r.stderr)
+        r = self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "debug", check=False, user=65534)
+        self.assertNotEqual(r.returncode, 0)
+        self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "debug")
+        self.assertEqual(get("LogLevel"), "debug")
+
     def test_non_root_is_refused_but_may_read(self):
         r = self.env.call("Grow", "ss", self.env.mnt, "+16M", check=False, user=65534)
         self.assertNotEqual(r.returncode, 0)
@@ -616,6 +631,43 @@ class Lifecycle(unittest.TestCase):
             env.close()
 
 
+class Metrics(unittest.TestCase):
+    """MetricsFile=: the real daemon's file, as node_exporter's textfile collector and promtool read it."""
+
+    def test_metrics_file_follows_a_grow_and_lints(self):
+        global VOL_PATH
+        env = Env("xfs")  # this host's kernel refuses online ext4 resizes of a loop device (EPERM)
+        try:
+            VOL_PATH = object_path(env.mnt)
+            prom = os.path.join(env.tmp, "collector", "lvkeeper.prom")
+            os.mkdir(os.path.dirname(prom))
+            path = env.write_config()
+            with open(path) as f:
+                config = f.read().replace("[Daemon]\n", f"[Daemon]\nMetricsFile={prom}\n")
+            with open(path, "w") as f:
+                f.write(config)
+            env.start(path)
+            wait_for(lambda: os.path.exists(prom), 5, "the metrics file")
+            before = open(prom).read()
+            self.assertIn('lvkeeper_volume_grows_total{volume="%s"} 0\n' % env.mnt, before)
+            env.call("Grow", "ss", env.mnt, "+16M")
+            wait_for(lambda: 'grows_total{volume="%s"} 1\n' % env.mnt in open(prom).read(), 5,
+                     "the grow in the metrics file")
+            text = open(prom).read()
+            # World-readable although the daemon runs with UMask=0077: node_exporter is not root.
+            self.assertEqual(os.stat(prom).st_mode & 0o777, 0o644)
+            self.assertIn('lvkeeper_volume_logical_volume_size_bytes{volume="%s"} %d\n'
+                          % (env.mnt, env.prop("LogicalVolumeSize")), text)
+            self.assertIn('lvkeeper_build_info{version="', text)
+            r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(r.stdout + r.stderr, "", "promtool has advice on the names")
+            self.assertFalse([f for f in os.listdir(os.path.dirname(prom)) if f != "lvkeeper.prom"],
+                             "no temp file is left where the collector reads *.prom")
+        finally:
+            env.close()
+
+
 def main():
     global ARGS
     p = argparse.ArgumentParser()
@@ -627,7 +679,7 @@ def main():
     if os.geteuid() != 0:
         print("contract tests need root (loop devices, mount, fanotify)", file=sys.stderr)
         return 1
-    for tool in ("dbus-daemon", "busctl", "dbus-send", "losetup", "mkfs.ext4", "setpriv"):
+    for tool in ("dbus-daemon", "busctl", "dbus-send", "losetup", "mkfs.ext4", "setpriv", "promtool"):
         if not shutil.which(tool):
             print(f"missing {tool}: run tests/deps", file=sys.stderr)
             return 1

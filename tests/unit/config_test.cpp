@@ -362,7 +362,18 @@ TEST(ParseConfig, DaemonRejectsFractionsOfASecondAndUnknownKeys)
 {
     expectSectionValueError("Daemon", "BackstopInterval", "1500ms", "must be a whole number of seconds");
     expectSectionValueError("Daemon", "BackstopInterval", "soon", "must be a duration");
-    expectSectionValueError("Daemon", "LogLevel", "debug", "unknown key in [Daemon]; expected BackstopInterval");
+    expectSectionValueError("Daemon", "LogLevel", "debug",
+                            "unknown key in [Daemon]; expected BackstopInterval or MetricsFile");
+}
+
+TEST(ParseConfig, DaemonMetricsFileIsAnAbsolutePromFileOrOff)
+{
+    EXPECT_EQ(parse("").daemon.metricsFile, "");
+    EXPECT_EQ(parse("[Daemon]\nMetricsFile=/var/lib/prometheus/node-exporter/lvkeeper.prom\n").daemon.metricsFile,
+              "/var/lib/prometheus/node-exporter/lvkeeper.prom");
+    EXPECT_EQ(parse("[Daemon]\nMetricsFile=/x/a.prom\nMetricsFile=\n").daemon.metricsFile, "");
+    expectSectionValueError("Daemon", "MetricsFile", "lvkeeper.prom", "must be an absolute path");
+    expectSectionValueError("Daemon", "MetricsFile", "/var/lib/prometheus/lvkeeper.txt", "ending in .prom");
 }
 
 TEST(ParseConfig, UnknownKeysNameTheirSection)

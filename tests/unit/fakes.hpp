@@ -752,6 +752,19 @@ class FakeStateStore : public StateStore
     }
 };
 
+/// Text files by path, as the metrics writer left them.
+class FakeTextFiles : public TextFiles
+{
+  public:
+    std::map<std::string, std::string> files;
+    std::size_t writes = 0;
+    void replace(const std::string& path, const std::string& text) override
+    {
+        ++writes;
+        files[path] = text;
+    }
+};
+
 /// Runs offloaded work inline (as if the worker were instant), or holds it until released.
 class FakeExecutor : public Executor
 {

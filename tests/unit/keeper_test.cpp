@@ -1,5 +1,6 @@
 #include "fakes.hpp"
 
+#include "lvkeeper/doctor.hpp"
 #include "lvkeeper/errors.hpp"
 #include "lvkeeper/journal.hpp"
 #include "lvkeeper/keeper.hpp"
@@ -145,6 +146,8 @@ class KeeperTest : public ::testing::Test
         config.disks.imageSize = 1800 * MiB;
         config.disks.reserveHostSpace = 256 * MiB;
         config.disks.maxDisks = 8;
+        // The headroom-driven looks add statvfs readings between a test's own writes; only their tests want them.
+        config.daemon.backstopInterval = 0s;
 
         fs.mounts["/"] = MountInfo{"/", "/dev/vda1", "ext4", 254, 1, false, "rw,relatime"};
         fs.mounts["/data"] = MountInfo{"/data", "/dev/mapper/vg0-data0", "ext4", 253, 0, false, "rw,relatime"};
@@ -195,8 +198,8 @@ class KeeperTest : public ::testing::Test
 
     void startKeeper()
     {
-        keeper =
-            std::make_unique<Keeper>(config, KeeperSeams{runner, scheduler, fs, disks, state, watcher, executor, gate});
+        keeper = std::make_unique<Keeper>(
+            config, KeeperSeams{runner, scheduler, fs, disks, state, watcher, executor, gate, textFiles});
         keeper->setListener(&listener);
         bool ready = false;
         keeper->start(
@@ -234,6 +237,7 @@ class KeeperTest : public ::testing::Test
     test::FakeWatcher watcher;
     test::FakeExecutor executor;
     OpenGate gate;
+    test::FakeTextFiles textFiles;
     test::RecordingListener listener;
     std::unique_ptr<Keeper> keeper; // last: destroyed before the fakes it uses
 };
@@ -533,6 +537,7 @@ TEST_F(KeeperTest, QueuedAutoGrowSkipsWhenAnotherGrowAlreadyHappened)
 
 TEST_F(KeeperTest, CooldownDelaysTheNextAutomaticGrow)
 {
+    config.daemon.backstopInterval = 0s; // only these writes are looked at: no measured rate makes it urgent
     startKeeper();
     fill(91);
     keeper->onActivity("/data");
@@ -1338,6 +1343,16 @@ TEST_F(AdoptTest, ImageOutsideTheImageDirectoryIsLeftAlone)
     EXPECT_THAT(runner.keysSince(before), IsEmpty());
 }
 
+TEST_F(AdoptTest, AnImageInASubdirectoryOfTheImageDirectoryIsLeftAlone)
+{
+    // udisks2 mounts a user's media at /media/<user>/...: anyone active may loop-attach files there.
+    startKeeper();
+    disks.files["/media/alice/usb/disk.img"] = 1 * GiB;
+    auto before = runner.calls().size();
+    keeper->onLoopDevice("add", LoopDevice{"/dev/loop8", "/media/alice/usb/disk.img"});
+    EXPECT_THAT(runner.keysSince(before), IsEmpty());
+}
+
 TEST_F(AdoptTest, RemoveEventsAreIgnored)
 {
     startKeeper();
@@ -1645,7 +1660,52 @@ TEST_F(KeeperTest, BackstopWithNothingChangedPublishesNothing)
     fill(30);
     keeper->onBackstop();
     scheduler.advance(1s);
-    EXPECT_EQ(listener.changed.size(), changes + 1);
+    EXPECT_GE(listener.changed.size(), changes + 1);
+    // Once the fill rate of that jump has faded (the next look sees it), an idle volume is quiet again.
+    scheduler.advance(10s);
+    keeper->onBackstop();
+    scheduler.advance(1s);
+    changes = listener.changed.size();
+    for (int n = 0; n < 3; ++n)
+    {
+        keeper->onBackstop();
+        scheduler.advance(20s);
+    }
+    EXPECT_EQ(listener.changed.size(), changes);
+}
+
+TEST_F(KeeperTest, AWriterFanotifyCannotSeeIsLookedAtSoonerTheCloserTheVolumeIsToGrowAt)
+{
+    // A shared mmap or a loop device over a file on /data: statvfs sees the blocks, fanotify sees nothing.
+    config.daemon.backstopInterval = 60s;
+    auto looksIn = [this](std::chrono::milliseconds span)
+    {
+        auto before = fs.usageCalls;
+        scheduler.advance(span);
+        return fs.usageCalls - before;
+    };
+    startKeeper();
+    // At 25% a 128M/s writer needs many seconds to reach GrowAt: a few looks a minute.
+    auto far = looksIn(60s);
+    EXPECT_GE(far, 2U);
+    EXPECT_LE(far, 20U);
+}
+
+TEST_F(KeeperTest, NearGrowAtAWriterFanotifyCannotSeeIsCaughtWithinALook)
+{
+    config.daemon.backstopInterval = 60s;
+    fill(85);
+    startKeeper();
+    auto before = fs.usageCalls;
+    scheduler.advance(10s);
+    auto near = fs.usageCalls - before;
+    // 5% of 2.8G is about a second at 128M/s: a look every half second or so, never faster than the floor.
+    EXPECT_GE(near, 10U);
+    EXPECT_LE(near, 41U);
+    // It crosses GrowAt with no event at all: grown within a look.
+    fill(95);
+    scheduler.advance(600ms);
+    EXPECT_EQ(runner.count("lvextend"), 1U);
 }
 
 TEST_F(KeeperTest, AFastWriterGetsADiskBeforeTheVgRunsDry)
@@ -2025,6 +2085,36 @@ TEST_F(KeeperTest, AReloadDuringAGrowLeavesItGrowingTheSameVolume)
     EXPECT_EQ(keeper->volumes().at(0).lvSize, 0U);
 }
 
+TEST_F(KeeperTest, TheMetricsFileFollowsEveryChangeAtMostOncePerInterval)
+{
+    config.daemon.metricsFile = "/var/lib/prometheus/node-exporter/lvkeeper.prom";
+    startKeeper();
+    ASSERT_TRUE(textFiles.files.count(config.daemon.metricsFile));
+    fill(95);
+    keeper->onActivity("/data");
+    auto writes = textFiles.writes;
+    scheduler.advance(300ms);
+    EXPECT_EQ(textFiles.writes, writes + 1);
+    const auto& text = textFiles.files[config.daemon.metricsFile];
+    EXPECT_THAT(text, HasSubstr("lvkeeper_volume_grows_total{volume=\"/data\"} 1\n"));
+    EXPECT_THAT(text, HasSubstr("# TYPE lvkeeper_volume_grows_total counter\n"));
+    EXPECT_THAT(text, HasSubstr("lvkeeper_volume_logical_volume_size_bytes{volume=\"/data\"} " +
+                                std::to_string(lvSize + step) + "\n"));
+    EXPECT_THAT(text, HasSubstr("lvkeeper_volume_exhausted{volume=\"/data\"} 0\n"));
+    EXPECT_THAT(text, HasSubstr("lvkeeper_volume_time_to_full_seconds{volume=\"/data\"} +Inf\n"));
+    EXPECT_THAT(text, HasSubstr("lvkeeper_volume_group_free_bytes{vg=\"vg0\"} "));
+    // A burst of writes is one write of the file per interval.
+    writes = textFiles.writes;
+    for (int n = 0; n < 50; ++n)
+    {
+        fill(30 + n % 5);
+        keeper->onActivity("/data");
+        scheduler.advance(10ms);
+    }
+    scheduler.advance(300ms);
+    EXPECT_LE(textFiles.writes, writes + 3);
+}
+
 TEST_F(KeeperTest, CountersAndTheTimeOfTheLastGrowAreKeptForMonitoring)
 {
     startKeeper();
@@ -2034,6 +2124,122 @@ TEST_F(KeeperTest, CountersAndTheTimeOfTheLastGrowAreKeptForMonitoring)
     EXPECT_EQ(data().growCount, 1U);
     ASSERT_TRUE(data().lastGrowTime);
     EXPECT_EQ(std::chrono::system_clock::to_time_t(*data().lastGrowTime), 1796083200);
+}
+
+// ---- Doctor: Repair's contract --------------------------------------------------------------------------------
+
+std::vector<RepairResult> repairOf(Doctor& doctor, std::vector<std::string> ids)
+{
+    std::vector<RepairResult> results;
+    bool answered = false;
+    doctor.repair(std::move(ids),
+                  [&](const std::vector<RepairResult>& r)
+                  {
+                      results = r;
+                      answered = true;
+                  });
+    EXPECT_TRUE(answered);
+    return results;
+}
+
+TEST_F(KeeperTest, RepairAnswersExactlyOneResultPerIdInTheOrderGiven)
+{
+    startKeeper();
+    Doctor doctor(*keeper);
+    auto results = repairOf(doctor, {"", "zzz1", "zzz2"});
+    ASSERT_EQ(results.size(), 3U);
+    EXPECT_EQ(results[0].id, "");
+    EXPECT_EQ(results[1].id, "zzz1");
+    EXPECT_EQ(results[2].id, "zzz2");
+    for (const auto& r : results)
+    {
+        EXPECT_EQ(r.outcome, RepairOutcome::Failed);
+        EXPECT_THAT(r.describe(), StartsWith("failed: unknown finding id"));
+    }
+    std::vector<std::string> many;
+    for (int n = 0; n < 200; ++n)
+    {
+        many.push_back("nope" + std::to_string(n));
+    }
+    EXPECT_EQ(repairOf(doctor, many).size(), 200U);
+    // Known kinds that are not found now, given out of repair order and twice: in the order given.
+    auto mixed = repairOf(doctor, {"vg-low:vg0", "read-only:/data", "vg-low:vg0"});
+    ASSERT_EQ(mixed.size(), 3U);
+    EXPECT_EQ(mixed[0].id, "vg-low:vg0");
+    EXPECT_EQ(mixed[1].id, "read-only:/data");
+    EXPECT_EQ(mixed[2].id, "vg-low:vg0");
+    EXPECT_EQ(mixed[1].outcome, RepairOutcome::Ok);
+}
+
+TEST_F(KeeperTest, AStopDuringARepairsPvmoveAnswersTheCallerAndThenStops)
+{
+    // loop1 starts its first extent 1 GiB in and holds 13 extents of data0: Repair moves them off.
+    auto& pv = lvmModel.pvs[1];
+    pv.peStart = GiB;
+    pv.peAllocCount = 13;
+    lvmModel.pvs[0].free = 100 * extent;
+    runner.setHandler("pvmove",
+                      [this](const std::vector<std::string>& argv)
+                      {
+                          lvmModel.moves.push_back(lvm::Move{"vg0", "pvmove0", argv.back(), 30.0});
+                          return test::FakeRunner::Response{0, "", ""};
+                      });
+    startKeeper();
+    Doctor doctor(*keeper);
+    std::vector<RepairResult> results;
+    doctor.repair({"pv-data-offset:/dev/loop1"}, [&](const std::vector<RepairResult>& r) { results = r; });
+    ASSERT_EQ(runner.count("pvmove"), 1U);
+    scheduler.advance(2s);
+    // The move runs in LVM's background; its progress is on the bus, strictly between 0 and 1.
+    ASSERT_FALSE(listener.progresses.empty());
+    EXPECT_EQ(listener.progresses.back().first, "pvmove /dev/loop1");
+    EXPECT_DOUBLE_EQ(listener.progresses.back().second, 0.3);
+    EXPECT_TRUE(results.empty());
+    bool stopped = false;
+    keeper->stop([&] { stopped = true; });
+    scheduler.advance(1s);
+    ASSERT_EQ(results.size(), 1U);
+    EXPECT_EQ(results[0].outcome, RepairOutcome::Failed);
+    EXPECT_THAT(results[0].text, HasSubstr("goes on in LVM's background"));
+    EXPECT_TRUE(stopped) << "the stop waited for the long wait that just ended";
+    // The journal keeps it for the next start.
+    ASSERT_TRUE(state.journal);
+    auto open = parseJournal(*state.journal);
+    ASSERT_EQ(open.size(), 1U);
+    EXPECT_EQ(open[0].kind, "recreate-pv");
+    EXPECT_EQ(open[0].step, "pvmove");
+}
+
+TEST_F(KeeperTest, ConcurrentDiagnoseCallsShareOneLookAtNormalPriority)
+{
+    startKeeper();
+    Doctor doctor(*keeper);
+    runner.holdNext("pvs");
+    int answered = 0;
+    auto before = runner.count("pvs");
+    auto callsBefore = runner.calls().size();
+    for (int n = 0; n < 24; ++n)
+    {
+        doctor.diagnose(65534,
+                        [&](const std::vector<Finding>&, Doctor::Error error)
+                        {
+                            EXPECT_FALSE(error) << messageOf(error);
+                            ++answered;
+                        });
+    }
+    EXPECT_EQ(answered, 0);
+    ASSERT_TRUE(runner.release("pvs"));
+    EXPECT_EQ(answered, 24);
+    EXPECT_EQ(runner.count("pvs"), before + 1);
+    // Any local user may ask: its lvm scans must not run at the daemon's raised priority.
+    ASSERT_GT(runner.calls().size(), callsBefore);
+    for (auto i = callsBefore; i < runner.calls().size(); ++i)
+    {
+        EXPECT_TRUE(runner.calls()[i].background) << runner.calls()[i].key;
+    }
+    // A moment later the same look is reused.
+    doctor.diagnose(0, [&](const std::vector<Finding>&, Doctor::Error) { ++answered; });
+    EXPECT_EQ(runner.count("pvs"), before + 1);
 }
 
 } // namespace

@@ -148,8 +148,8 @@ void GrowOperation::checked()
             }
             auto* vol = me->volume();
             std::uint64_t fsAfter = vol ? me->ctx_.volumes.filesystemSize(*vol) : fsBefore;
-            spdlog::info("event=healed volume={} from={} to={}", me->mountPoint_, formatSize(fsBefore),
-                         formatSize(fsAfter));
+            spdlog::info("event=healed volume={} from={} to={} from_bytes={} to_bytes={}", me->mountPoint_,
+                         formatSize(fsBefore), formatSize(fsAfter), fsBefore, fsAfter);
             me->result_.healed = std::make_pair(fsBefore, fsAfter);
             plan();
         });
@@ -161,8 +161,8 @@ void GrowOperation::extend(std::uint64_t target)
     std::string vg = v->vg;
     std::string lv = v->lv;
     std::uint64_t from = v->lvSize;
-    spdlog::info("event=grow volume={} lv={} from={} to={} reason={}", mountPoint_, v->lvName(), formatSize(from),
-                 formatSize(target), request_.reason);
+    spdlog::info("event=grow volume={} lv={} from={} to={} reason={} from_bytes={} to_bytes={}", mountPoint_,
+                 v->lvName(), formatSize(from), formatSize(target), request_.reason, from, target);
     // Not required: with a journal that cannot be written the grow still goes ahead (an interrupted grow is
     // healed at start from the sizes alone); what keeps /data alive comes first.
     journal({{"volume", mountPoint_},

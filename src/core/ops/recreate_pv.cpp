@@ -15,7 +15,8 @@ namespace
 
 /// A PV's first extent normally starts at 1 MiB; far beyond that, the space before it is lost.
 constexpr std::uint64_t farPeStart = 8 * MiB;
-constexpr std::chrono::milliseconds pollInterval{2000};
+/// Each look is one lvm command (a second under emulation): the progress on the bus moves about as often.
+constexpr std::chrono::milliseconds pollInterval{500};
 /// A move whose progress has not changed for this long has lost its poller (a crash, a power cut): restart it.
 constexpr std::chrono::milliseconds stalled{30000};
 
@@ -244,7 +245,7 @@ void RecreatePvOperation::waitForMove()
     {
         if (me->ctx_.stopping)
         {
-            --me->ctx_.longWaits;
+            me->ctx_.endLongWait();
             me->poll_.reset();
             // Not closed: the journal keeps it and the next start finishes the PV once LVM has moved it.
             me->ctx_.publisher.progress("", 0);
@@ -267,7 +268,7 @@ void RecreatePvOperation::waitForMove()
                                        });
                 if (!error && it == moves.end())
                 {
-                    --me->ctx_.longWaits;
+                    me->ctx_.endLongWait();
                     me->poll_.reset();
                     me->ctx_.publisher.progress("", 0);
                     spdlog::info("event=pvmove-done device={}", dev);
@@ -299,7 +300,7 @@ void RecreatePvOperation::waitForMove()
             },
             true);
     };
-    poll_ = ctx_.scheduler.after(pollInterval, *poll);
+    poll_ = ctx_.scheduler.after(std::chrono::milliseconds(0), *poll);
 }
 
 void RecreatePvOperation::end(std::exception_ptr error, const std::string& fixed, JobQueue::Finish finish)

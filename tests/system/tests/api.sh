@@ -92,6 +92,29 @@ pass "auto-grow: LV $size_before -> $size_after"
 out=$(step call Diagnose)
 log "Diagnose: $out"
 [[ $out == "a(sssss) "* ]] || fail "Diagnose returned $out"
+
+# The journal has the grow as fields, with its sizes in bytes and the catalog's MESSAGE_ID.
+entry=$(journalctl -u lvkeeperd LVKEEPER_EVENT=grown -o json -n 1 --no-pager)
+python3 - "$entry" "$size_before" "$size_after" <<'PY' || fail "the grown journal entry lacks its fields: $entry"
+import json, sys
+e = json.loads(sys.argv[1])
+assert e["VOLUME"] == "/data", e
+assert e["REASON"] == "threshold", e
+assert int(e["FROM_BYTES"]) == int(sys.argv[2]) and int(e["TO_BYTES"]) == int(sys.argv[3]), e
+assert e["MESSAGE_ID"] == "cb79658df724409c954e93dbb77891d2", e
+assert e["MESSAGE"].startswith("event=grown volume=/data"), e
+PY
+pass "journal: LVKEEPER_EVENT=grown with VOLUME, FROM_BYTES, TO_BYTES and its MESSAGE_ID"
+
+# The log level at run time, as systemd's daemons have it.
+step systemctl service-log-level lvkeeperd debug
+[[ $(systemctl service-log-level lvkeeperd) == debug ]] || fail "service-log-level did not reach lvkeeperd"
+sleep 3 # past the moment a Diagnose is reused: this one runs its lvm scans, logged at debug
+call Diagnose >/dev/null
+journalctl -u lvkeeperd -p debug --since "-30s" -o cat --no-pager | grep -q "event=command-" \
+  || fail "no debug lines after service-log-level debug"
+step systemctl service-log-level lvkeeperd info
+pass "systemctl service-log-level switches lvkeeperd's level"
 monitor_stop
 availability_report
 pass "api"

@@ -13,7 +13,11 @@ step "$LK_SCEN/seed-incident"
 source /var/lib/lab/scenario.env
 step "$LK_GUEST/probe" start --url "$SERVER_URL" --manifest "$MANIFEST"
 
-# The installed default config watches /data (GrowAt=90, GrowStep=500M, ImageDirectory=/media).
+# The installed default config watches /data (GrowAt=90, GrowStep=500M, ImageDirectory=/media); a
+# drop-in adds the metrics for node_exporter's textfile collector, as a fleet would.
+PROM=/var/lib/prometheus/node-exporter/lvkeeper.prom
+mkdir -p /etc/lvkeeper/lvkeeper.conf.d "$(dirname "$PROM")"
+printf '[Daemon]\nMetricsFile=%s\n' "$PROM" >/etc/lvkeeper/lvkeeper.conf.d/50-metrics.conf
 step systemctl start lvkeeperd
 wait_active
 log "STATUS=$(systemctl show -p StatusText --value lvkeeperd)"
@@ -48,10 +52,29 @@ done
 grep -q '"failed:' <<<"$out" && fail "a repair failed"
 expect_signal Remounted 90
 pass "Repair fixed the mount and the three PVs"
-# pvmove ran as a job whose progress busctl can watch: Manager.CurrentJob/Progress changed.
-grep -F '"member":"PropertiesChanged"' "$LK_MON" | grep -F '"Progress"' | grep -qF 'pvmove' \
-  || fail "no PropertiesChanged of CurrentJob/Progress for the pvmove was seen on the bus"
-pass "the pvmove's CurrentJob and Progress were published while it ran"
+# pvmove ran in LVM's background mode with its progress on the bus: Manager.Progress took a value
+# strictly between 0 and 1 while CurrentJob named the pvmove.
+python3 - "$LK_MON" <<'PY' || fail "no Progress strictly between 0 and 1 with CurrentJob \"pvmove ...\" was seen on the bus"
+import json, sys
+seen = []
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("member") != "PropertiesChanged" or m.get("path") != "/org/lvkeeper/Keeper1":
+        continue
+    changed = m["payload"]["data"][1]
+    job = changed.get("CurrentJob", {}).get("data", "")
+    progress = changed.get("Progress", {}).get("data")
+    seen.append((job, progress))
+    if job.startswith("pvmove ") and progress is not None and 0 < progress < 1:
+        print("pvmove progress seen:", job, progress)
+        sys.exit(0)
+print("CurrentJob/Progress seen:", seen)
+sys.exit(1)
+PY
+pass "the pvmove's CurrentJob and a Progress strictly between 0 and 1 were published while it ran"
 
 log "== the admin restarts the object server (lvkeeper never kills a process)"
 step kill -HUP "$(cat "$WRAPPER_PIDFILE")"
@@ -106,6 +129,16 @@ print("automatic grows (MiB):", [n >> 20 for n in auto], file=sys.stderr)
 sys.exit(0 if len(auto) >= 1 and all(n >= 500 << 20 for n in auto) else 1)
 PY
 pass "the fill was met by automatic grows of at least 500M each"
+
+# What Prometheus would scrape after the fill: the real file, linted by promtool, counting the grows.
+step promtool check metrics <"$PROM" || fail "promtool rejects $PROM"
+grows=$(sed -n 's/^lvkeeper_volume_grows_total{volume="\/data"} //p' "$PROM")
+lv=$(sed -n 's/^lvkeeper_volume_logical_volume_size_bytes{volume="\/data"} //p' "$PROM")
+[[ $lv == "$(lvs --noheadings --units b --nosuffix -o lv_size vg0/data0 | tr -d ' ')" ]] \
+  || fail "the metrics file says the LV is $lv bytes, lvs says otherwise"
+(( grows >= 2 )) || fail "lvkeeper_volume_grows_total is '$grows' after the heal and the fill"
+[[ $(stat -c %a "$PROM") == 644 ]] || fail "$PROM is not world-readable"
+pass "metrics: promtool accepts $PROM; grows_total=$grows and the LV size match the system"
 step "$LK_GUEST/probe" stop
 monitor_stop
 pass "headline: healed through busctl, acceptance passed, zero failed object requests"

@@ -89,7 +89,7 @@ wait_active() {
   fail "lvkeeperd did not become active"
 }
 
-# A small vg0/data0 on two image-backed PVs, ext4 at /data.
+# A small vg0/data0 on two image-backed PVs, ext4 (or LK_FS=xfs) at /data.
 make_volume() {
   local size=${1:-300M}
   modprobe loop; modprobe dm-mod
@@ -103,7 +103,11 @@ make_volume() {
   done
   vgcreate -q vg0 "${LK_PVS[@]}"
   lvcreate -q -y -n data0 -L "$size" vg0
-  mkfs.ext4 -q /dev/vg0/data0
+  case ${LK_FS:-ext4} in
+    ext4) mkfs.ext4 -q /dev/vg0/data0 ;;
+    xfs) modprobe xfs; mkfs.xfs -q -f /dev/vg0/data0 ;;
+    *) fail "make_volume: unknown LK_FS=${LK_FS}" ;;
+  esac
   mount /dev/vg0/data0 /data
 }
 
