@@ -1324,6 +1324,18 @@ TEST_F(AdoptTest, DeviceWithASignatureIsLeftAlone)
     EXPECT_THAT(state.stored, Not(Contains("/media/extra.img")));
 }
 
+TEST_F(AdoptTest, AnImageAnyUserCouldHavePlacedIsNotAdopted)
+{
+    // A file not owned by root, a symlink, a directory others may write: what lvkeeper-attach refuses at boot.
+    disks.refusedImages["/media/extra.img"] = "owned by uid 1000, not root";
+    startKeeper();
+    auto before = runner.calls().size();
+    keeper->onLoopDevice("add", extra);
+    EXPECT_THAT(runner.keysSince(before), IsEmpty());
+    EXPECT_THAT(listener.disksAdded, IsEmpty());
+    EXPECT_THAT(state.stored, Not(Contains("/media/extra.img")));
+}
+
 TEST_F(AdoptTest, NothingIsAdoptedWhenAdoptLoopDevicesIsOff)
 {
     config.disks.adoptLoopDevices = false;
