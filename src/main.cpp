@@ -16,6 +16,7 @@
 #include "lvkeeper/sys/thread_executor.hpp"
 #include "lvkeeper/sys/udev_monitor.hpp"
 
+#include "dbus/log_text.hpp"
 #include "lvkeeper_build_config.hpp"
 
 #include <signal.h>
@@ -47,7 +48,8 @@ struct Args
 void usage(std::ostream& out)
 {
     out << "usage: lvkeeperd [--config PATH] [--state-dir DIR] [--log-level LEVEL]\n"
-           "       lvkeeperd --attach-images [--state-dir DIR]   re-attach recorded disk images (boot)\n"
+           "       lvkeeperd --attach-images [--config PATH] [--state-dir DIR]\n"
+           "                                re-attach recorded disk images in ImageDirectory (boot)\n"
            "       lvkeeperd --check-config [--config PATH]      parse the config and exit\n"
            "       lvkeeperd --version\n";
 }
@@ -78,7 +80,9 @@ Args parseArgs(int argc, char** argv)
             args.checkConfig = true;
         else if (a == "--version")
         {
-            std::cout << "lvkeeperd " << LVKEEPER_VERSION << "\n";
+            // Says whether the environment may swap lvm(8): tests must know which build they run.
+            std::cout << "lvkeeperd " << LVKEEPER_VERSION
+                      << (LVKEEPER_TEST_SEAMS ? " (test seams: LVKEEPER_LVM honoured)" : "") << "\n";
             std::exit(0);
         }
         else if (a == "--help" || a == "-h")
@@ -92,9 +96,12 @@ Args parseArgs(int argc, char** argv)
     return args;
 }
 
-/// Boot mode: bring back every recorded image as a loop device so LVM can activate the VG.
+/// Boot mode: bring back every recorded image as a loop device so LVM can activate the VG. Only images
+/// the daemon could have made are attached: regular root-owned files only root may write, directly
+/// inside the configured ImageDirectory; the state file is not trusted to say anything else.
 int attachImages(const Args& args)
 {
+    const std::string directory = lvkeeper::loadConfig(args.config).disks.imageDirectory;
     lvkeeper::sys::FileStateStore state(args.stateDir);
     lvkeeper::sys::LinuxDisks disks;
     std::set<std::string> attached;
@@ -103,11 +110,23 @@ int attachImages(const Args& args)
         attached.insert(loop.backingFile);
     }
     int failures = 0;
+    std::set<std::string> seen;
     for (const auto& image : state.images())
     {
+        if (!seen.insert(image).second)
+        {
+            continue;
+        }
         if (attached.count(image))
         {
             spdlog::info("event=image-already-attached image={}", image);
+            continue;
+        }
+        if (auto refusal = disks.imageRefusal(image, directory))
+        {
+            ++failures;
+            spdlog::error("event=image-refused image={} image_directory={} reason={}", lvkeeper::dbus::logText(image),
+                          lvkeeper::dbus::logText(directory), lvkeeper::dbus::logText(*refusal));
             continue;
         }
         try
@@ -201,9 +220,16 @@ int runDaemon(const Args& args)
     lvkeeper::sys::TextFileWriter files;
     if (const char* lvm = std::getenv("LVKEEPER_LVM"); lvm && *lvm)
     {
-        // The one test seam: a recording fake in place of lvm(8).
+#if LVKEEPER_TEST_SEAMS
+        // The one test seam: a recording fake in place of lvm(8), in a -Dtest_seams=true build only.
         options.lvmCommand = lvm;
-        spdlog::warn("event=test-seam LVKEEPER_LVM={}", lvm);
+        spdlog::warn("event=test-seam LVKEEPER_LVM={}", lvkeeper::dbus::logText(lvm));
+#else
+        // Whoever sets the service's environment must not get to choose what runs as root.
+        spdlog::warn("event=test-seam-ignored LVKEEPER_LVM={} reason=\"a production build (-Dtest_seams=false) always "
+                     "runs lvm(8)\"",
+                     lvkeeper::dbus::logText(lvm));
+#endif
     }
 #if LVKEEPER_TEST_SEAMS
     if (const char* timeout = std::getenv("LVKEEPER_COMMAND_TIMEOUT_MS"); timeout && *timeout)
@@ -222,14 +248,16 @@ int runDaemon(const Args& args)
                                        {
                                            keeper.onMountsChanged();
                                        });
-    const char* udevSource = access("/run/udev/control", F_OK) == 0 ? "udev" : "kernel";
+    // The kernel's own uevents, not udevd's: the unit gives lvkeeperd a network namespace of its own
+    // (PrivateNetwork=), which the kernel's reach and udevd's netlink multicast does not. Only the
+    // loop device and its sysfs backing_file are read, both there before udevd runs its rules.
     lvkeeper::sys::UdevMonitor udev(
         event.get(),
         [&](const std::string& action, const lvkeeper::LoopDevice& dev)
         {
             keeper.onLoopDevice(action, dev);
         },
-        udevSource);
+        "kernel");
 
     auto connection = sdbus::createSystemBusConnection();
     lvkeeper::dbus::BusLoop busLoop(event.get(), *connection);

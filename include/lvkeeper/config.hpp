@@ -78,7 +78,15 @@ class ConfigError : public std::runtime_error
 /// Parses INI text; fileName is only used in errors. Throws ConfigError.
 Config parseConfig(std::string_view text, const std::string& fileName);
 
-/// Reads and parses a file. Throws ConfigError (also for an unreadable file).
+/// Parses a drop-in over base: its [Disks] and [Daemon] keys replace base's, a [Volume] whose MountPoint= base
+/// has changes only the keys it sets, another [Volume] adds a volume. Throws ConfigError.
+Config parseDropIn(std::string_view text, const std::string& fileName, Config base);
+
+/// The drop-ins of a config file: regular, not hidden PATH.d/*.conf files in byte order. Throws ConfigError.
+std::vector<std::string> dropInFiles(const std::string& path);
+
+/// Reads path, then each of its drop-ins over it. A missing path is an empty file (every default, as
+/// systemd's daemons treat theirs). Throws ConfigError (also for an unreadable file).
 Config loadConfig(const std::string& path);
 
 } // namespace lvkeeper

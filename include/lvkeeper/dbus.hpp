@@ -1,5 +1,6 @@
 #pragma once
 
+#include "lvkeeper/bus_names.hpp"
 #include "lvkeeper/doctor.hpp"
 #include "lvkeeper/keeper.hpp"
 
@@ -14,11 +15,6 @@
 
 namespace lvkeeper::dbus
 {
-
-inline constexpr const char* busName = "org.lvkeeper.Keeper1";
-inline constexpr const char* managerPath = "/org/lvkeeper/Keeper1";
-inline constexpr const char* volumesPath = "/org/lvkeeper/Keeper1/volumes";
-inline constexpr const char* errorPrefix = "org.lvkeeper.Keeper1.Error.";
 
 /// Drives an sdbus-c++ connection from sd-event (1.2 has no attachSdEventLoop): an io source and a
 /// timer re-armed from getEventLoopPollData() in a prepare callback, processPendingRequest() from both.
@@ -45,7 +41,8 @@ class BusLoop
 /// Translates any exception into a named D-Bus error: KeeperError keeps its kind, the rest is Failed.
 sdbus::Error toDbusError(const std::exception_ptr& error);
 
-/// The object path of a volume: /org/lvkeeper/Keeper1/volumes/<escaped mount point> ("/data" -> "data").
+/// The object path of a volume: /org/lvkeeper/Keeper1/volumes/ and the mount point without its leading
+/// slash, sd_bus_path_encode()d ("/data" -> "data", "/" -> "_", "/srv/a-b" -> "srv_2fa_2db").
 std::string volumeObjectPath(const std::string& mountPoint);
 
 /// The D-Bus face of a Keeper: the Manager object, one Volume object per watched volume, signals.

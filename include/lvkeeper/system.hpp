@@ -105,6 +105,10 @@ class Disks
     virtual void flush(const std::string& device) = 0;
     /// Files in a directory (names only).
     virtual std::vector<std::string> listDirectory(const std::string& dir) = 0;
+    /// Why image must not back a PV, nullopt when it may: it must be a regular file (opened with
+    /// O_NOFOLLOW: not a symlink), owned by root and writable by nobody else, directly inside
+    /// directory (not in a subdirectory), which itself only root may change.
+    virtual std::optional<std::string> imageRefusal(const std::string& image, const std::string& directory) = 0;
     /// Allocated bytes of a file (st_blocks * 512) and its size; nullopt if missing.
     virtual std::optional<std::pair<std::uint64_t, std::uint64_t>> fileAllocation(const std::string& path) = 0;
 };

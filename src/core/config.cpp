@@ -8,8 +8,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 #include <memory>
+#include <optional>
 
 namespace lvkeeper
 {
@@ -407,6 +409,8 @@ struct ParseState
     Config config;
     std::vector<int> volumeLines;     ///< the [Volume] header line of each volume
     std::vector<int> mountPointLines; ///< the line that last set each volume's MountPoint, 0 if none
+    /// The settings of each [Volume] in order, so a drop-in can apply them over a volume configured before.
+    std::vector<std::vector<std::pair<std::string, std::string>>> volumeSettings;
     std::unique_ptr<ConfigError> error;
 
     void fail(int atLine, const std::string& key, const std::string& what)
@@ -443,6 +447,7 @@ bool noteSectionHeader(ParseState& state, std::string_view line)
         state.config.volumes.emplace_back();
         state.volumeLines.push_back(state.line);
         state.mountPointLines.push_back(0);
+        state.volumeSettings.emplace_back();
     }
     else if (name != "Disks" && name != "Daemon")
     {
@@ -514,6 +519,7 @@ int onKeyValue(void* user, const char* sectionName, const char* keyName, const c
                 throw BadValue("internal error: no [Volume] header was seen");
             }
             applyVolumeKey(state.config.volumes.back(), key, value);
+            state.volumeSettings.back().emplace_back(key, value);
             if (key == "MountPoint")
             {
                 state.mountPointLines.back() = state.line;
@@ -587,7 +593,15 @@ ConfigError::ConfigError(const std::string& file, int line, const std::string& k
 
 Config parseConfig(std::string_view text, const std::string& fileName)
 {
-    ParseState state{text, 0, 0, fileName, {}, {}, {}, nullptr};
+    return parseDropIn(text, fileName, Config{});
+}
+
+Config parseDropIn(std::string_view text, const std::string& fileName, Config base)
+{
+    ParseState state{text, 0, 0, fileName, {}, {}, {}, {}, nullptr};
+    // [Disks] and [Daemon] exist once: the file's keys replace what was there.
+    state.config.disks = base.disks;
+    state.config.daemon = base.daemon;
     const int result = ini_parse_stream(readLine, &state, onKeyValue, &state);
 
     // inih returns the first bad line, which may be a syntax error before the first error we recorded.
@@ -625,10 +639,35 @@ Config parseConfig(std::string_view text, const std::string& fileName)
             }
         }
     }
-    return std::move(state.config);
+    // A [Volume] for a mount point configured before changes only the keys it sets; a new one is added.
+    Config merged = std::move(base);
+    merged.disks = state.config.disks;
+    merged.daemon = state.config.daemon;
+    for (std::size_t i = 0; i < volumes.size(); ++i)
+    {
+        auto earlier = std::find_if(merged.volumes.begin(), merged.volumes.end(),
+                                    [&](const VolumeConfig& v)
+                                    {
+                                        return v.mountPoint == volumes[i].mountPoint;
+                                    });
+        if (earlier == merged.volumes.end())
+        {
+            merged.volumes.push_back(volumes[i]);
+            continue;
+        }
+        for (const auto& [key, value] : state.volumeSettings[i])
+        {
+            applyVolumeKey(*earlier, key, value); // parsed once already: cannot fail
+        }
+    }
+    return merged;
 }
 
-Config loadConfig(const std::string& path)
+namespace
+{
+
+// The text of a file; nullopt when it does not exist.
+std::optional<std::string> readConfigFile(const std::string& path)
 {
     struct Closer
     {
@@ -640,6 +679,10 @@ Config loadConfig(const std::string& path)
     const std::unique_ptr<std::FILE, Closer> file(std::fopen(path.c_str(), "re"));
     if (!file)
     {
+        if (errno == ENOENT)
+        {
+            return std::nullopt;
+        }
         throw ConfigError(path, 0, "", std::string("cannot read: ") + std::strerror(errno));
     }
     std::string text;
@@ -654,7 +697,53 @@ Config loadConfig(const std::string& path)
         // A directory opens fine and fails here with EISDIR.
         throw ConfigError(path, 0, "", std::string("cannot read: ") + std::strerror(errno));
     }
-    return parseConfig(text, path);
+    return text;
+}
+
+} // namespace
+
+std::vector<std::string> dropInFiles(const std::string& path)
+{
+    const std::string directory = path + ".d";
+    std::vector<std::string> files;
+    std::error_code error;
+    for (std::filesystem::directory_iterator it(directory, error), end; !error && it != end; it.increment(error))
+    {
+        const std::string name = it->path().filename().string();
+        std::error_code typeError;
+        // As systemd: regular *.conf files only (a link to /dev/null masks one), hidden ones (editor and
+        // package manager leftovers) skipped.
+        if (name.size() > 5 && name.front() != '.' && name.compare(name.size() - 5, 5, ".conf") == 0 &&
+            it->is_regular_file(typeError))
+        {
+            files.push_back(directory + "/" + name);
+        }
+    }
+    if (error && error != std::errc::no_such_file_or_directory && error != std::errc::not_a_directory)
+    {
+        throw ConfigError(directory, 0, "", "cannot read the directory: " + error.message());
+    }
+    std::sort(files.begin(), files.end()); // byte order, as systemd sorts drop-ins
+    return files;
+}
+
+Config loadConfig(const std::string& path)
+{
+    // As systemd's daemons: no main file is an empty one (every default); drop-ins still apply.
+    Config config;
+    if (const auto text = readConfigFile(path))
+    {
+        config = parseConfig(*text, path);
+    }
+    for (const auto& file : dropInFiles(path))
+    {
+        // A drop-in that vanished between listing and reading is no longer there to apply.
+        if (const auto text = readConfigFile(file))
+        {
+            config = parseDropIn(*text, file, std::move(config));
+        }
+    }
+    return config;
 }
 
 } // namespace lvkeeper

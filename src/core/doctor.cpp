@@ -17,8 +17,6 @@ namespace lvkeeper
 namespace
 {
 
-/// A Diagnose this recent is reused: a burst of callers costs one look.
-constexpr std::chrono::milliseconds reuseFor{2000};
 /// A move whose progress has not changed for this long has lost its poller.
 constexpr std::chrono::seconds moveStalled{30};
 
@@ -70,41 +68,43 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
 
     using Gathered = std::function<void(std::shared_ptr<const Snapshot> snapshot, Error error)>;
     bool gathering = false;
-    std::vector<Gathered> waiting;
-    std::shared_ptr<const Snapshot> last;
-    Scheduler::Clock::time_point lastAt{};
+    /// The callers of the look that is running: they all asked before it started.
+    std::vector<Gathered> answering;
+    /// Callers who asked while it ran: the running look may predate their question, so they share the next.
+    std::vector<Gathered> next;
     /// Source PV -> the progress last seen and since when: a move that stands still was interrupted.
     std::map<std::string, std::pair<double, Scheduler::Clock::time_point>> moveSeen;
 
     // ---- looking ---------------------------------------------------------------------------------------
 
-    /// One look at everything; shared by the callers that arrive while it runs, reused for a moment after.
-    void diagnosis(bool fresh, Gathered done)
+    /// A look that starts after the question: a reply never predates a change the caller made first.
+    /// Callers that arrive while a look runs share the one after it, so a burst costs two looks.
+    void diagnosis(Gathered done)
     {
-        auto now = ctx.scheduler.now();
-        if (!fresh && last && now - lastAt < reuseFor)
-        {
-            done(last, nullptr);
-            return;
-        }
-        waiting.push_back(std::move(done));
         if (gathering)
         {
+            next.push_back(std::move(done));
             return;
         }
+        answering.push_back(std::move(done));
+        look();
+    }
+
+    void look()
+    {
         gathering = true;
         auto self = shared_from_this();
         gather(
             [self](std::shared_ptr<const Snapshot> snapshot, Error error)
             {
                 self->gathering = false;
-                if (!error)
+                auto callers = std::move(self->answering);
+                self->answering = std::move(self->next);
+                self->next.clear();
+                if (!self->answering.empty())
                 {
-                    self->last = snapshot;
-                    self->lastAt = self->ctx.scheduler.now();
+                    self->look();
                 }
-                auto callers = std::move(self->waiting);
-                self->waiting.clear();
                 for (auto& caller : callers)
                 {
                     caller(snapshot, error);
@@ -508,7 +508,6 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         }
         auto self = shared_from_this();
         diagnosis(
-            true,
             [self, run](std::shared_ptr<const Snapshot> snapshot, Error error)
             {
                 if (error)
@@ -575,7 +574,6 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                                 RepairResult result{id, outcome, text};
                                 spdlog::info("event=repaired id={} result=\"{}\"", id, result.describe());
                                 self->record(run, result);
-                                self->last.reset(); // what it changed is looked at afresh
                                 self->step(run);
                             });
             });
@@ -593,8 +591,7 @@ void Doctor::diagnose(uid_t viewer, DiagnoseReply reply)
         reply({}, std::make_exception_ptr(KeeperError(ErrorKind::Busy, "lvkeeperd is stopping")));
         return;
     }
-    impl_->diagnosis(false,
-                     [viewer, reply](std::shared_ptr<const Snapshot> snapshot, Error error)
+    impl_->diagnosis([viewer, reply](std::shared_ptr<const Snapshot> snapshot, Error error)
                      {
                          if (error)
                          {

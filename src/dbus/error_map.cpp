@@ -1,8 +1,10 @@
 #include "lvkeeper/dbus.hpp"
 #include "lvkeeper/errors.hpp"
 
-#include <cctype>
-#include <cstdio>
+#include <systemd/sd-bus.h>
+
+#include <cstdlib>
+#include <system_error>
 
 namespace lvkeeper::dbus
 {
@@ -33,27 +35,19 @@ sdbus::Error toDbusError(const std::exception_ptr& error)
 
 std::string volumeObjectPath(const std::string& mountPoint)
 {
-    // Like systemd's bus_path_escape: [A-Za-z0-9] stay, everything else becomes _xx.
-    std::string name;
-    std::string trimmed = mountPoint.size() > 1 && mountPoint[0] == '/' ? mountPoint.substr(1) : mountPoint;
-    if (trimmed == "/")
+    // Mount points are absolute: dropping the one leading slash keeps them apart and "/data" reads
+    // ".../volumes/data". sd_bus_path_encode escapes the rest ("/" -> "_", "/a-b" -> "a_2db", a leading
+    // digit too), so every mount point gets a path of its own.
+    std::string label = !mountPoint.empty() && mountPoint.front() == '/' ? mountPoint.substr(1) : mountPoint;
+    char* path = nullptr;
+    int r = sd_bus_path_encode(volumesPath, label.c_str(), &path);
+    if (r < 0)
     {
-        return std::string(volumesPath) + "/root";
+        throw std::system_error(-r, std::generic_category(), "sd_bus_path_encode " + mountPoint);
     }
-    for (unsigned char c : trimmed)
-    {
-        if (std::isalnum(c))
-        {
-            name += static_cast<char>(c);
-        }
-        else
-        {
-            char hex[4];
-            std::snprintf(hex, sizeof(hex), "_%02x", c);
-            name += hex;
-        }
-    }
-    return std::string(volumesPath) + "/" + name;
+    std::string result(path);
+    std::free(path);
+    return result;
 }
 
 } // namespace lvkeeper::dbus

@@ -2,6 +2,8 @@
 #include "lvkeeper/errors.hpp"
 #include "lvkeeper/policy.hpp"
 
+#include "dbus/authorizer.hpp"
+#include "dbus/log_text.hpp"
 #include "dbus/manager_adaptor.hpp"
 #include "dbus/volume_adaptor.hpp"
 #include "lvkeeper_build_config.hpp"
@@ -11,30 +13,12 @@
 namespace lvkeeper::dbus
 {
 
-namespace
-{
-
-/// Only root may change anything; the busconfig says so too, this holds when a bus policy is looser.
-void requireRoot(sdbus::IObject& object, const char* method)
-{
-    const sdbus::Message* message = object.getCurrentlyProcessedMessage();
-    uid_t uid = message ? message->getCredsUid() : static_cast<uid_t>(-1);
-    if (uid != 0)
-    {
-        throw KeeperError(ErrorKind::AccessDenied, std::string(method) +
-                                                       " changes storage and needs root (caller uid " +
-                                                       std::to_string(static_cast<long>(uid)) + ")");
-    }
-}
-
-} // namespace
-
 class Service::Manager
     : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Manager_adaptor, sdbus::ObjectManager_adaptor>
 {
   public:
     Manager(sdbus::IConnection& connection, Keeper& keeper, Doctor& doctor) :
-        AdaptorInterfaces(connection, managerPath), keeper_(keeper), doctor_(doctor)
+        AdaptorInterfaces(connection, managerPath), keeper_(keeper), doctor_(doctor), authorizer_(connection)
     {
         registerAdaptor();
     }
@@ -48,83 +32,102 @@ class Service::Manager
     Manager& operator=(const Manager&) = delete;
 
   private:
-    void Grow(sdbus::Result<uint64_t>&& result, std::string volume, std::string size) override
+    /// Runs work once the caller is authorized for action, else answers the refusal. Nothing the caller
+    /// sent is logged before that: the refusal logs the bus's facts (method, action, uid) only.
+    template <typename Reply, typename Work>
+    void authorized(const std::shared_ptr<Reply>& reply, const char* method, const char* action, Work work)
     {
-        spdlog::info("event=call method=Grow volume={} size=\"{}\"", volume, size);
-        // sdbus::Result is move-only and std::function wants copies: share it.
-        auto reply = std::make_shared<sdbus::Result<uint64_t>>(std::move(result));
         try
         {
-            requireRoot(getObject(), "Grow");
-            keeper_.grow(volume, size,
-                         [reply](std::uint64_t newSize, Keeper::Error error)
-                         {
-                             if (error)
-                             {
-                                 reply->returnError(toDbusError(error));
-                             }
-                             else
-                             {
-                                 reply->returnResults(newSize);
-                             }
-                         });
+            authorizer_.authorize(Authorizer::currentCaller(getObject()), method, action,
+                                  [reply, work](std::exception_ptr denied)
+                                  {
+                                      if (denied)
+                                      {
+                                          reply->returnError(toDbusError(denied));
+                                          return;
+                                      }
+                                      try
+                                      {
+                                          work();
+                                      }
+                                      catch (...)
+                                      {
+                                          reply->returnError(toDbusError(std::current_exception()));
+                                      }
+                                  });
         }
         catch (...)
         {
             reply->returnError(toDbusError(std::current_exception()));
         }
+    }
+
+    void Grow(sdbus::Result<uint64_t>&& result, std::string volume, std::string size) override
+    {
+        // sdbus::Result is move-only and std::function wants copies: share it.
+        auto reply = std::make_shared<sdbus::Result<uint64_t>>(std::move(result));
+        authorized(reply, "Grow", "org.lvkeeper.grow",
+                   [this, reply, volume, size]
+                   {
+                       spdlog::info("event=call method=Grow volume={} size={}", logText(volume), logText(size));
+                       keeper_.grow(volume, size,
+                                    [reply](std::uint64_t newSize, Keeper::Error error)
+                                    {
+                                        if (error)
+                                        {
+                                            reply->returnError(toDbusError(error));
+                                        }
+                                        else
+                                        {
+                                            reply->returnResults(newSize);
+                                        }
+                                    });
+                   });
     }
 
     void AddDisk(sdbus::Result<std::string, std::string>&& result, std::string vg, std::string size) override
     {
-        spdlog::info("event=call method=AddDisk vg={} size=\"{}\"", vg, size);
         auto reply = std::make_shared<sdbus::Result<std::string, std::string>>(std::move(result));
-        try
-        {
-            requireRoot(getObject(), "AddDisk");
-            keeper_.addDisk(vg, size,
-                            [reply](const std::string& image, const std::string& device, Keeper::Error error)
-                            {
-                                if (error)
-                                {
-                                    reply->returnError(toDbusError(error));
-                                }
-                                else
-                                {
-                                    reply->returnResults(image, device);
-                                }
-                            });
-        }
-        catch (...)
-        {
-            reply->returnError(toDbusError(std::current_exception()));
-        }
+        authorized(reply, "AddDisk", "org.lvkeeper.add-disk",
+                   [this, reply, vg, size]
+                   {
+                       spdlog::info("event=call method=AddDisk vg={} size={}", logText(vg), logText(size));
+                       keeper_.addDisk(vg, size,
+                                       [reply](const std::string& image, const std::string& device, Keeper::Error error)
+                                       {
+                                           if (error)
+                                           {
+                                               reply->returnError(toDbusError(error));
+                                           }
+                                           else
+                                           {
+                                               reply->returnResults(image, device);
+                                           }
+                                       });
+                   });
     }
 
     void Remount(sdbus::Result<>&& result, std::string volume) override
     {
-        spdlog::info("event=call method=Remount volume={}", volume);
         auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
-        try
-        {
-            requireRoot(getObject(), "Remount");
-            keeper_.remount(volume,
-                            [reply](Keeper::Error error)
-                            {
-                                if (error)
-                                {
-                                    reply->returnError(toDbusError(error));
-                                }
-                                else
-                                {
-                                    reply->returnResults();
-                                }
-                            });
-        }
-        catch (...)
-        {
-            reply->returnError(toDbusError(std::current_exception()));
-        }
+        authorized(reply, "Remount", "org.lvkeeper.remount",
+                   [this, reply, volume]
+                   {
+                       spdlog::info("event=call method=Remount volume={}", logText(volume));
+                       keeper_.remount(volume,
+                                       [reply](Keeper::Error error)
+                                       {
+                                           if (error)
+                                           {
+                                               reply->returnError(toDbusError(error));
+                                           }
+                                           else
+                                           {
+                                               reply->returnResults();
+                                           }
+                                       });
+                   });
     }
 
     void Diagnose(
@@ -135,23 +138,35 @@ class Service::Manager
         auto reply = std::make_shared<std::decay_t<decltype(result)>>(std::move(result));
         try
         {
-            const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
-            uid_t viewer = message ? message->getCredsUid() : static_cast<uid_t>(-1);
-            doctor_.diagnose(
-                viewer,
-                [reply](const std::vector<Finding>& findings, Doctor::Error error)
+            // Who asks decides what they learn: the uid the bus verified, never /proc's.
+            authorizer_.callerUid(
+                Authorizer::currentCaller(getObject()),
+                [this, reply](std::optional<uid_t> uid, const std::string& why)
                 {
-                    if (error)
+                    if (!uid)
                     {
-                        reply->returnError(toDbusError(error));
+                        reply->returnError(
+                            toDbusError(std::make_exception_ptr(KeeperError(ErrorKind::AccessDenied, why))));
                         return;
                     }
-                    std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>> out;
-                    for (const auto& f : findings)
-                    {
-                        out.emplace_back(f.id, std::string(severityName(f.severity)), f.subject, f.problem, f.fix);
-                    }
-                    reply->returnResults(out);
+                    doctor_.diagnose(
+                        *uid,
+                        [reply](const std::vector<Finding>& findings, Doctor::Error error)
+                        {
+                            if (error)
+                            {
+                                reply->returnError(toDbusError(error));
+                                return;
+                            }
+                            std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>
+                                out;
+                            for (const auto& f : findings)
+                            {
+                                out.emplace_back(f.id, std::string(severityName(f.severity)), f.subject, f.problem,
+                                                 f.fix);
+                            }
+                            reply->returnResults(out);
+                        });
                 });
         }
         catch (...)
@@ -163,26 +178,22 @@ class Service::Manager
     void Repair(sdbus::Result<std::vector<sdbus::Struct<std::string, std::string>>>&& result,
                 std::vector<std::string> ids) override
     {
-        spdlog::info("event=call method=Repair ids={}", ids.size());
         auto reply = std::make_shared<std::decay_t<decltype(result)>>(std::move(result));
-        try
-        {
-            requireRoot(getObject(), "Repair");
-            doctor_.repair(ids,
-                           [reply](const std::vector<RepairResult>& results)
-                           {
-                               std::vector<sdbus::Struct<std::string, std::string>> out;
-                               for (const auto& r : results)
-                               {
-                                   out.emplace_back(r.id, r.describe());
-                               }
-                               reply->returnResults(out);
-                           });
-        }
-        catch (...)
-        {
-            reply->returnError(toDbusError(std::current_exception()));
-        }
+        authorized(reply, "Repair", "org.lvkeeper.repair",
+                   [this, reply, ids]
+                   {
+                       spdlog::info("event=call method=Repair ids={}", ids.size());
+                       doctor_.repair(ids,
+                                      [reply](const std::vector<RepairResult>& results)
+                                      {
+                                          std::vector<sdbus::Struct<std::string, std::string>> out;
+                                          for (const auto& r : results)
+                                          {
+                                              out.emplace_back(r.id, r.describe());
+                                          }
+                                          reply->returnResults(out);
+                                      });
+                   });
     }
 
     std::string Version() override
@@ -227,6 +238,7 @@ class Service::Manager
   private:
     Keeper& keeper_;
     Doctor& doctor_;
+    Authorizer authorizer_;
     std::string job_;
     double fraction_ = 0;
 };

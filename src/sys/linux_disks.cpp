@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -59,6 +60,34 @@ void setFileName(Info& info, const std::string& image)
     std::size_t n = std::min(image.size(), sizeof(info.lo_file_name) - 1);
     std::memcpy(info.lo_file_name, image.data(), n);
     info.lo_file_name[n] = 0;
+}
+
+std::string octalMode(mode_t mode)
+{
+    char text[8];
+    std::snprintf(text, sizeof(text), "%04o", static_cast<unsigned>(mode & 07777));
+    return text;
+}
+
+const char* fileKind(mode_t mode)
+{
+    switch (mode & S_IFMT)
+    {
+    case S_IFLNK:
+        return "a symbolic link";
+    case S_IFDIR:
+        return "a directory";
+    case S_IFIFO:
+        return "a fifo";
+    case S_IFSOCK:
+        return "a socket";
+    case S_IFBLK:
+        return "a block device";
+    case S_IFCHR:
+        return "a character device";
+    default:
+        return "not a regular file";
+    }
 }
 
 void syncDirectoryOf(const std::string& path)
@@ -110,10 +139,22 @@ std::vector<LoopDevice> LinuxDisks::loopDevices()
 
 std::string LinuxDisks::attachLoop(const std::string& image)
 {
-    UniqueFd file(::open(image.c_str(), O_RDWR | O_CLOEXEC));
+    // O_NOFOLLOW: a symlink put where an image was is not followed to whatever it names.
+    UniqueFd file(::open(image.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY));
     if (!file)
     {
         throw sysError(errno, "open " + image);
+    }
+    struct stat st
+    {
+    };
+    if (::fstat(file.get(), &st) < 0)
+    {
+        throw sysError(errno, "fstat " + image);
+    }
+    if (!S_ISREG(st.st_mode))
+    {
+        throw sysError(EINVAL, "attach " + image + ": " + fileKind(st.st_mode) + ", not a regular file");
     }
     UniqueFd control(::open("/dev/loop-control", O_RDWR | O_CLOEXEC));
     if (!control)
@@ -292,6 +333,75 @@ std::vector<std::string> LinuxDisks::listDirectory(const std::string& dir)
     }
     std::sort(names.begin(), names.end());
     return names;
+}
+
+std::optional<std::string> LinuxDisks::imageRefusal(const std::string& image, const std::string& directory)
+{
+    std::string dir = directory;
+    while (dir.size() > 1 && dir.back() == '/')
+    {
+        dir.pop_back();
+    }
+    const std::string prefix = dir == "/" ? dir : dir + "/";
+    if (dir.empty() || dir.front() != '/' || image.compare(0, prefix.size(), prefix) != 0)
+    {
+        return "not inside the image directory " + dir;
+    }
+    const std::string name = image.substr(prefix.size());
+    if (name.empty() || name == "." || name == ".." || name.compare(0, 3, "../") == 0 ||
+        name.find("/../") != std::string::npos)
+    {
+        return "not a file name inside the image directory " + dir;
+    }
+    if (name.find('/') != std::string::npos)
+    {
+        // /media/<user>/ is where udisks2 mounts what any active user plugs in.
+        return "in a subdirectory of the image directory " + dir + " (images must be directly inside it)";
+    }
+
+    UniqueFd dirFd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    struct stat st
+    {
+    };
+    if (!dirFd || ::fstat(dirFd.get(), &st) < 0)
+    {
+        return "cannot open the image directory " + dir + ": " + std::strerror(errno);
+    }
+    // Whoever may rename entries of the directory may swap an image under lvkeeper; the sticky bit
+    // keeps others from renaming root's files.
+    if (st.st_uid != 0)
+    {
+        return "the image directory " + dir + " is owned by uid " + std::to_string(st.st_uid) + ", not root";
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0)
+    {
+        return "the image directory " + dir + " is writable by group or others (mode " + octalMode(st.st_mode) + ")";
+    }
+
+    // O_PATH: no open of a fifo (which would block) or a device (which may act on open); O_NOFOLLOW:
+    // a symlink is seen as one.
+    UniqueFd fd(::openat(dirFd.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd)
+    {
+        return errno == ENOENT ? std::string("does not exist") : std::string("cannot open: ") + std::strerror(errno);
+    }
+    if (::fstat(fd.get(), &st) < 0)
+    {
+        return std::string("cannot stat: ") + std::strerror(errno);
+    }
+    if (!S_ISREG(st.st_mode))
+    {
+        return std::string("is ") + fileKind(st.st_mode) + ", not a regular file";
+    }
+    if (st.st_uid != 0)
+    {
+        return "is owned by uid " + std::to_string(st.st_uid) + ", not root";
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+    {
+        return "is writable by group or others (mode " + octalMode(st.st_mode) + ")";
+    }
+    return std::nullopt;
 }
 
 std::optional<std::pair<std::uint64_t, std::uint64_t>> LinuxDisks::fileAllocation(const std::string& path)

@@ -28,10 +28,16 @@ VOL_PATH = None  # set once the mount point is known: the escaped mount point
 
 
 def object_path(mount_point):
-    """The daemon's escaping of a mount point into an object path (like systemd's bus_path_escape)."""
-    name = "".join(c if c.isalnum() else "_%02x" % ord(c) for c in mount_point.lstrip("/"))
-    return "/org/lvkeeper/Keeper1/volumes/" + (name or "root")
+    """What sd_bus_path_encode makes of the mount point without its leading slash: [A-Za-z] and
+    [0-9] after the first byte stay, every other byte is _xx, and "" is "_"."""
+    label = mount_point[1:] if mount_point.startswith("/") else mount_point
+    name = "".join(chr(b) if chr(b).isascii() and (chr(b).isalpha() or (i > 0 and chr(b).isdigit()))
+                   else "_%02x" % b for i, b in enumerate(label.encode()))
+    return "/org/lvkeeper/Keeper1/volumes/" + (name or "_")
+
+
 ERR = "org.lvkeeper.Keeper1.Error."
+NOBODY = 65534
 
 
 def run(argv, check=True, **kw):
@@ -41,12 +47,47 @@ def run(argv, check=True, **kw):
 class Env:
     """A private system bus, a loop-mounted ext4 as /data, an image dir, the fake LVM state."""
 
-    def __init__(self, fstype="ext4"):
+    def __init__(self, fstype="ext4", open_bus=False):
         self.fstype = fstype
         self.tmp = tempfile.mkdtemp(prefix="lvk-contract-")
         self.bus_path = os.path.join(self.tmp, "bus")
         self.address = "unix:path=" + self.bus_path
         conf = os.path.join(self.tmp, "bus.conf")
+        replies = """    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>"""
+        monitoring = '<allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>'
+        if open_bus:
+            # A bus that lets everyone call everything, without lvkeeper's busconfig: only the
+            # daemon's own check stands between a caller and the storage.
+            policy = f"""  <policy context="default">
+    <allow user="*"/>
+    <allow send_type="method_call"/>
+{replies}
+  </policy>
+  <policy user="root">
+    <allow own="*"/>
+    {monitoring}
+  </policy>"""
+        else:
+            policy = f"""  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+{replies}
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+  </policy>
+  <policy user="root">
+    <allow own="org.freedesktop.PolicyKit1"/>
+    {monitoring}
+  </policy>
+  <include>{ARGS.busconfig}</include>"""
         with open(conf, "w") as f:
             f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -54,25 +95,7 @@ class Env:
   <type>system</type>
   <listen>{self.address}</listen>
   <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <policy user="root">
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
-  </policy>
-  <include>{ARGS.busconfig}</include>
+{policy}
 </busconfig>
 """)
         self.dbus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--nopidfile"])
@@ -146,9 +169,10 @@ class Env:
                 raise AssertionError(f"lvkeeperd exited {self.daemon.returncode}: {self.daemon_log()}")
         raise AssertionError(f"no {text} from sd_notify in {timeout}s; got {self.notes}")
 
-    def daemon_log(self):
-        with open(os.path.join(self.tmp, "daemon.log")) as f:
-            return f.read()[-4000:]
+    def daemon_log(self, whole=False):
+        with open(os.path.join(self.tmp, "daemon.log"), errors="replace") as f:
+            text = f.read()
+        return text if whole else text[-4000:]
 
     def stop(self):
         if self.daemon and self.daemon.poll() is None:
@@ -170,10 +194,46 @@ class Env:
     def call(self, method, sig, *args, check=True, user=None):
         return self.busctl("--json=short", "call", BUS, PATH, MGR, method, sig, *args, check=check, user=user)
 
-    def send(self, method, *args):
-        """dbus-send shows the error name, which busctl does not."""
-        return run(["dbus-send", "--system", "--print-reply", f"--dest={BUS}", PATH, f"{MGR}.{method}",
-                    *[f"string:{a}" for a in args]], check=False, env=self.env)
+    def send(self, method, *args, typed=None, creds=None):
+        """dbus-send shows the error name, which busctl does not. typed: dbus-send's own argument
+        syntax instead of strings; creds: setpriv options to run it with (--bus=, not the
+        environment: with real and effective uid apart, libdbus ignores DBUS_SYSTEM_BUS_ADDRESS)."""
+        argv = ["dbus-send", f"--bus={self.address}", "--print-reply", f"--dest={BUS}", PATH, f"{MGR}.{method}",
+                *(typed if typed is not None else [f"string:{a}" for a in args])]
+        if creds is not None:
+            argv = ["setpriv", *creds, "--clear-groups", *argv]
+        return run(argv, check=False, env=self.env)
+
+    def start_polkit(self, table):
+        """A fake polkitd on this bus answering from table (lines "ACTION UID ANSWER [DELAY_MS]")."""
+        self.polkit_table = os.path.join(self.tmp, "polkit.table")
+        self.polkit_log_path = os.path.join(self.tmp, "polkit.log")
+        self.set_polkit(table)
+        open(self.polkit_log_path, "w").close()
+        self.polkit = subprocess.Popen([ARGS.fake_polkit, self.polkit_table, self.polkit_log_path],
+                                       env=self.env, stdout=subprocess.PIPE, text=True)
+        self.assertion(self.polkit.stdout.readline().strip() == "ready", "fake polkit did not start")
+
+    def set_polkit(self, table):
+        with open(self.polkit_table, "w") as f:
+            f.write("\n".join(table) + "\n")
+
+    def stop_polkit(self):
+        if getattr(self, "polkit", None):
+            self.polkit.terminate()
+            self.polkit.wait(5)
+            self.polkit.stdout.close()
+            self.polkit = None
+
+    def polkit_asked(self):
+        """What the fake polkit was asked, one dict per question."""
+        with open(self.polkit_log_path) as f:
+            return [dict(kv.split("=", 1) for kv in line.split()) for line in f]
+
+    @staticmethod
+    def assertion(ok, text):
+        if not ok:
+            raise AssertionError(text)
 
     def prop(self, name):
         out = self.busctl("--json=short", "get-property", BUS, VOL_PATH, VOL_IF, name).stdout
@@ -181,9 +241,13 @@ class Env:
 
     def calls(self):
         path = os.path.join(self.lvm_dir, "calls.log")
-        return open(path).read().splitlines() if os.path.exists(path) else []
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return f.read().splitlines()
 
     def close(self):
+        self.stop_polkit()
         self.stop()
         run(["umount", "-l", self.mnt], check=False)
         for dev in self.loops:
@@ -250,6 +314,7 @@ class Monitor:
     def close(self):
         self.proc.terminate()
         self.proc.wait(5)
+        self.proc.stdout.close()
 
 
 class Contract(unittest.TestCase):
@@ -492,20 +557,6 @@ class Contract(unittest.TestCase):
                 self.assertNotEqual(r.returncode, 0)
                 self.assertIn(ERR + name, r.stderr)
 
-    def test_lvkeeperctl(self):
-        ctl = os.path.join(os.path.dirname(ARGS.daemon), "lvkeeperctl")
-        r = run([ctl, "status"], check=False, env=self.env.env)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn(f"{self.env.mnt}  vg0/data0  ext4 on {self.env.device}", r.stdout)
-        self.assertIn("auto-grow off", r.stdout)
-        r = run([ctl, "grow", "/nope"], check=False, env=self.env.env)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("NotFound", r.stderr)
-        self.assertIn("/nope", r.stderr)
-        r = run([ctl, "frobnicate"], check=False, env=self.env.env)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("usage", r.stderr)
-
     def test_log_level_changes_at_run_time_through_log_control(self):
         lc = ["/org/freedesktop/LogControl1", "org.freedesktop.LogControl1"]
         get = lambda name: json.loads(self.env.busctl("--json=short", "get-property", BUS, *lc, name).stdout)["data"]
@@ -516,18 +567,186 @@ class Contract(unittest.TestCase):
         r = self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "chatty", check=False)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("unknown log level", r.stderr)
-        r = self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "debug", check=False, user=65534)
+        r = self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "debug", check=False, user=NOBODY)
         self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr, "(?i)access denied|not allowed", "the bus or the daemon refused nobody")
+        self.assertEqual(get("LogLevel"), "warning", "nobody's set changed nothing")
         self.env.busctl("set-property", BUS, *lc, "LogLevel", "s", "debug")
         self.assertEqual(get("LogLevel"), "debug")
 
-    def test_non_root_is_refused_but_may_read(self):
-        r = self.env.call("Grow", "ss", self.env.mnt, "+16M", check=False, user=65534)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertRegex(r.stderr, "Access denied|AccessDenied|rejected")
-        out = self.env.busctl("--json=short", "get-property", BUS, VOL_PATH, VOL_IF, "MountPoint", user=65534)
+    def test_non_root_is_refused_by_the_daemon_but_may_read(self):
+        # The busconfig lets everyone through: the refusal is the daemon's own, by name.
+        r = self.env.send("Grow", self.env.mnt, "+16M", creds=[f"--reuid={NOBODY}", f"--regid={NOBODY}"])
+        self.assertIn(ERR + "AccessDenied", r.stderr)
+        out = self.env.busctl("--json=short", "get-property", BUS, VOL_PATH, VOL_IF, "MountPoint", user=NOBODY)
         self.assertEqual(json.loads(out.stdout)["data"], self.env.mnt)
-        self.env.busctl("introspect", BUS, PATH, user=65534)
+        self.env.busctl("introspect", BUS, PATH, user=NOBODY)
+
+    def test_caller_strings_reach_the_log_escaped_and_bounded(self):
+        forged = 'forged" event=grown volume=/data\nevent=grown volume=/data to=1T'
+        r = self.env.send("Grow", forged, "")
+        self.assertIn(ERR + "NotFound", r.stderr)
+        big = "/" + "x" * 100000  # argv caps one argument at 128 KiB; the hostile suite sends MiBs
+        r = self.env.send("Remount", big)
+        self.assertIn(ERR + "NotFound", r.stderr)
+        lines = self.env.daemon_log(whole=True).splitlines()
+        calls = [l for l in lines if "event=call method=Grow" in l and "forged" in l]
+        self.assertEqual(len(calls), 1, calls)
+        self.assertIn('volume="forged\\" event=grown volume=/data\\nevent=grown volume=/data to=1T"', calls[0])
+        self.assertFalse([l for l in lines if "to=1T" in l and "event=call" not in l], "a forged line")
+        remounts = [l for l in lines if "event=call method=Remount" in l and "xxxx" in l]
+        self.assertEqual(len(remounts), 1)
+        self.assertLess(len(remounts[0]), 400)
+        self.assertIn(f"[... {len(big)} bytes]", remounts[0])
+
+
+class Authorization(unittest.TestCase):
+    """On a bus that lets everyone call everything: the daemon's own check, from the uid the bus
+    verified, root always, others by polkit (a fake polkitd here), root only without polkit."""
+
+    @classmethod
+    def setUpClass(cls):
+        global VOL_PATH
+        cls.env = Env(open_bus=True)
+        VOL_PATH = object_path(cls.env.mnt)
+        cls.env.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def tearDown(self):
+        self.env.stop_polkit()
+        self.assertIsNone(self.env.daemon.poll(), self.env.daemon_log())
+
+    nobody = [f"--reuid={NOBODY}", f"--regid={NOBODY}"]
+
+    # Each mutating method with arguments that, once authorized, fail harmlessly (NotFound, or a
+    # Repair result for an unknown id): what comes back shows whether the check let the call through.
+    def mutating_calls(self):
+        return [("Grow", ["string:/nope", "string:+1M"], "org.lvkeeper.grow"),
+                ("AddDisk", ["string:nosuchvg", "string:16M"], "org.lvkeeper.add-disk"),
+                ("Remount", ["string:/nope"], "org.lvkeeper.remount"),
+                ("Repair", ["array:string:no-such:thing"], "org.lvkeeper.repair")]
+
+    def assert_refused(self, r, text=None):
+        self.assertIn(ERR + "AccessDenied", r.stderr)
+        self.assertNotIn("org.freedesktop.DBus.Error.AccessDenied", r.stderr)
+        if text:
+            self.assertIn(text, r.stderr)
+
+    def assert_let_through(self, method, r):
+        if method == "Repair":
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("no-such:thing", r.stdout)
+        else:
+            self.assertIn(ERR + "NotFound", r.stderr)
+
+    def test_without_polkit_only_root(self):
+        n = len(self.env.calls())
+        for method, args, action in self.mutating_calls():
+            with self.subTest(method=method):
+                self.assert_refused(self.env.send(method, typed=args, creds=self.nobody), "polkit is not running")
+                self.assert_let_through(method, self.env.send(method, typed=args))
+        self.assertFalse([c for c in self.env.calls()[n:] if not c.startswith(("vgs", "pvs", "lvs"))])
+
+    def test_the_refusal_comes_before_any_log_of_the_callers_strings(self):
+        marker = "MARKER-" + str(os.getpid())
+        r = self.env.send("Grow", typed=[f"string:/{marker}", "string:"], creds=self.nobody)
+        self.assert_refused(r)
+        log = self.env.daemon_log(whole=True)
+        self.assertIn("event=access-denied method=Grow action=org.lvkeeper.grow uid=65534", log)
+        self.assertNotIn(marker, log)
+
+    def test_the_effective_uid_the_bus_verified_decides(self):
+        # sdbus-c++ 1.2's getCredsUid() asks sd-bus with SD_BUS_CREDS_AUGMENT: the real uid from
+        # /proc/<pid>/status. Real uid 0 with effective uid 65534 passed that check. The bus daemon
+        # knows the effective uid from SO_PEERCRED, and that is what counts.
+        for method, args, action in self.mutating_calls():
+            with self.subTest(method=method):
+                self.assert_refused(self.env.send(method, typed=args, creds=["--ruid=0", f"--euid={NOBODY}"]))
+                self.assert_let_through(method, self.env.send(method, typed=args,
+                                                              creds=[f"--ruid={NOBODY}", "--euid=0"]))
+
+    def test_polkit_decides_for_others_one_action_per_method(self):
+        self.env.start_polkit([f"* {NOBODY} yes"])
+        for method, args, action in self.mutating_calls():
+            with self.subTest(method=method):
+                self.assert_let_through(method, self.env.send(method, typed=args, creds=self.nobody))
+        asked = self.env.polkit_asked()
+        self.assertEqual([a["action"] for a in asked], [c[2] for c in self.mutating_calls()])
+        for a in asked:
+            self.assertEqual((a["kind"], a["uid"], a["flags"]), ("system-bus-name", str(NOBODY), "0"))
+            self.assertTrue(a["name"].startswith(":"), a)
+
+    def test_polkit_no_and_challenge_are_refusals(self):
+        self.env.start_polkit(["org.lvkeeper.grow * no", "org.lvkeeper.remount * challenge",
+                               "org.lvkeeper.add-disk * error"])
+        self.assert_refused(self.env.send("Grow", typed=["string:/nope", "string:"], creds=self.nobody),
+                            "does not have")
+        self.assert_refused(self.env.send("Remount", typed=["string:/nope"], creds=self.nobody),
+                            "needs authentication")
+        self.assert_refused(self.env.send("AddDisk", typed=["string:vg0", "string:"], creds=self.nobody),
+                            "polkit could not decide")
+
+    def test_interactive_authorization_is_passed_on(self):
+        self.env.start_polkit([f"* {NOBODY} challenge"])
+        r = run(["setpriv", *self.nobody, "--clear-groups", "busctl", f"--address={self.env.address}",
+                 "--allow-interactive-authorization=yes", "call", BUS, PATH, MGR, "Grow", "ss", "/nope", ""],
+                check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("needs authentication", r.stderr)
+        self.assertEqual([a["flags"] for a in self.env.polkit_asked()], ["1"])
+
+    def test_root_never_asks_polkit(self):
+        self.env.start_polkit(["* * no"])
+        for method, args, action in self.mutating_calls():
+            with self.subTest(method=method):
+                self.assert_let_through(method, self.env.send(method, typed=args))
+        self.assertEqual(self.env.polkit_asked(), [])
+
+    def test_reads_need_no_authorization(self):
+        self.env.start_polkit(["* * no"])
+        r = self.env.send("Diagnose", typed=[], creds=self.nobody)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = self.env.busctl("--json=short", "get-property", BUS, VOL_PATH, VOL_IF, "UsedPercent", user=NOBODY)
+        self.assertIsInstance(json.loads(out.stdout)["data"], float)
+        self.assertEqual(self.env.polkit_asked(), [])
+
+    def test_pending_polkit_checks_are_bounded(self):
+        # 64 checks in flight at most; more are Busy, and the count comes back down afterwards.
+        self.env.start_polkit([f"org.lvkeeper.grow {NOBODY} yes 3000", f"* {NOBODY} yes"])
+        procs = [subprocess.Popen(["setpriv", *self.nobody, "--clear-groups", "dbus-send", f"--bus={self.env.address}",
+                                   "--reply-timeout=20000", "--print-reply", f"--dest={BUS}", PATH, f"{MGR}.Grow",
+                                   "string:/nope", "string:"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(80)]
+        errors = [p.communicate(timeout=30)[1] for p in procs]
+        busy = [e for e in errors if ERR + "Busy" in e]
+        passed = [e for e in errors if ERR + "NotFound" in e]
+        self.assertEqual(len(busy) + len(passed), 80, [e for e in errors if e not in busy + passed][:3])
+        self.assertGreater(len(busy), 0)
+        # A refused call was never put to polkit; every other one was, once.
+        self.assertEqual(len(self.env.polkit_asked()), len(passed))
+        self.assertIn("authorization checks are pending", busy[0])
+        self.assert_let_through("Remount", self.env.send("Remount", typed=["string:/nope"], creds=self.nobody))
+
+    def test_a_slow_polkit_does_not_stop_the_daemon(self):
+        self.env.start_polkit([f"org.lvkeeper.grow {NOBODY} yes 4000"])
+        start = time.monotonic()
+        slow = subprocess.Popen(["setpriv", *self.nobody, "--clear-groups", "dbus-send", f"--bus={self.env.address}",
+                                 "--print-reply", f"--dest={BUS}", PATH, f"{MGR}.Grow", "string:/nope", "string:"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: self.env.polkit_asked(), 3, "the daemon to ask polkit")
+        # While polkit thinks (a password prompt), the daemon answers others at once.
+        quick = time.monotonic()
+        self.assertEqual(json.loads(self.env.busctl("--json=short", "get-property", BUS, VOL_PATH, VOL_IF,
+                                                    "MountPoint").stdout)["data"], self.env.mnt)
+        self.assertIn(ERR + "NotFound", self.env.send("Remount", "/nope").stderr)
+        self.assertLess(time.monotonic() - quick, 2.0)
+        self.assertIsNone(slow.poll(), "the slow call ended before polkit answered")
+        _, err = slow.communicate(timeout=15)
+        self.assertIn(ERR + "NotFound", err)
+        self.assertGreaterEqual(time.monotonic() - start, 4.0)
 
 
 class XfsGrow(unittest.TestCase):
@@ -590,6 +809,75 @@ class Lifecycle(unittest.TestCase):
             after = os.statvfs(env.mnt)
             self.assertGreater(after.f_blocks, before.f_blocks)
             mon.close()
+        finally:
+            env.close()
+
+    def test_mount_points_slash_and_root_each_get_their_object(self):
+        # Once both escaped to .../volumes/root and the daemon failed to start.
+        env = Env()
+        try:
+            config = env.write_config()
+            with open(config, "a") as f:
+                f.write("[Volume]\nMountPoint=/\nAutoGrow=no\n[Volume]\nMountPoint=/root\nAutoGrow=no\n")
+            env.start(config)
+            out = json.loads(env.busctl("--json=short", "call", BUS, PATH, "org.freedesktop.DBus.ObjectManager",
+                                        "GetManagedObjects").stdout)
+            mounts = {path: props[VOL_IF]["MountPoint"]["data"] for path, props in out["data"][0].items()}
+            self.assertEqual(mounts, {"/org/lvkeeper/Keeper1/volumes/_": "/",
+                                      "/org/lvkeeper/Keeper1/volumes/root": "/root",
+                                      object_path(env.mnt): env.mnt})
+        finally:
+            env.close()
+
+    def test_attach_images_attaches_only_what_the_daemon_could_have_made(self):
+        env = Env()
+        try:
+            config = env.write_config()
+            media = env.media
+            good = os.path.join(media, "good.img")
+            with open(good, "wb") as f:
+                f.truncate(8 << 20)
+            os.chmod(good, 0o600)
+            bad = {}
+            os.symlink(good, os.path.join(media, "link.img"))
+            bad["link.img"] = "is a symbolic link, not a regular file"
+            os.mkdir(os.path.join(media, "alice"))
+            with open(os.path.join(media, "alice/nested.img"), "wb") as f:
+                f.truncate(8 << 20)
+            bad["alice/nested.img"] = "in a subdirectory"
+            for name, mode, owner, reason in (("gw.img", 0o660, 0, "writable by group or others (mode 0660)"),
+                                              ("theirs.img", 0o600, NOBODY, "owned by uid 65534, not root")):
+                path = os.path.join(media, name)
+                with open(path, "wb") as f:
+                    f.truncate(8 << 20)
+                os.chmod(path, mode)
+                os.chown(path, owner, owner)
+                bad[name] = reason
+            os.mkfifo(os.path.join(media, "fifo.img"), 0o600)
+            bad["fifo.img"] = "is a fifo, not a regular file"
+            bad["missing.img"] = "does not exist"
+            outside = os.path.join(env.tmp, "outside.img")
+            with open(outside, "wb") as f:
+                f.truncate(8 << 20)
+            os.makedirs(env.state_dir)
+            listed = [good] + [os.path.join(media, n) for n in bad] + [outside, os.path.join(media, "gw.img")]
+            with open(os.path.join(env.state_dir, "images"), "w") as f:
+                f.write("\n".join(listed) + "\n")
+            r = run([ARGS.daemon, "--attach-images", "--config", config, "--state-dir", env.state_dir],
+                    check=False, timeout=30)
+            loops = run(["losetup", "-n", "-O", "NAME,BACK-FILE", "-l"]).stdout.splitlines()
+            mine = {l.split(None, 1)[1]: l.split()[0] for l in loops
+                    if env.media in l or outside in l}
+            env.loops.extend(mine.values())
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(list(mine), [good])
+            refused = [l for l in r.stderr.splitlines() if "event=image-refused" in l]
+            self.assertEqual(len(refused), len(bad) + 1, refused)  # and outside; gw.img, listed twice, once
+            for name, reason in bad.items():
+                lines = [l for l in refused if f'image="{os.path.join(media, name)}"' in l]
+                self.assertEqual(len(lines), 1, (name, refused))
+                self.assertIn(reason, lines[0])
+            self.assertTrue([l for l in refused if f'image="{outside}"' in l and "not inside" in l], refused)
         finally:
             env.close()
 
@@ -675,17 +963,25 @@ def main():
     p.add_argument("--busconfig", required=True)
     p.add_argument("--xml-dir", required=True)
     p.add_argument("--fake-lvm", required=True)
+    p.add_argument("--fake-polkit", required=True)
     ARGS, rest = p.parse_known_args()
     if os.geteuid() != 0:
         print("contract tests need root (loop devices, mount, fanotify)", file=sys.stderr)
         return 1
-    for tool in ("dbus-daemon", "busctl", "dbus-send", "losetup", "mkfs.ext4", "setpriv", "promtool"):
+    return run_tests(rest, ("dbus-daemon", "busctl", "dbus-send", "losetup", "mkfs.ext4", "setpriv", "promtool"))
+
+
+def run_tests(argv, tools):
+    """Runs the unittest classes of __main__ once every tool is there; prints a closing count."""
+    for tool in tools:
         if not shutil.which(tool):
             print(f"missing {tool}: run tests/deps", file=sys.stderr)
             return 1
-    prog = unittest.main(argv=[sys.argv[0], "-v", *rest], exit=False)
+    prog = unittest.main(module="__main__", argv=[sys.argv[0], "-v", *argv], exit=False)
     r = prog.result
-    print(f"{r.testsRun - len(r.failures) - len(r.errors)} passed, {len(r.failures) + len(r.errors)} failed")
+    passed = r.testsRun - len(r.failures) - len(r.errors) - len(r.skipped)
+    skipped = "".join(f"\nSKIPPED {test.id()}: {why}" for test, why in r.skipped)
+    print(f"{passed} passed, {len(r.failures) + len(r.errors)} failed, {len(r.skipped)} skipped{skipped}")
     return 0 if r.wasSuccessful() else 1
 
 

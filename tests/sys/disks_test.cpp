@@ -247,6 +247,123 @@ TEST_F(DisksTest, UdevMonitorSeesLoopAttachAndDetach)
     EXPECT_TRUE(loop.runUntil(sawDetach, 1s));
 }
 
+// The image-path check the boot-time attach and adoption rely on: a regular, root-owned file that only
+// root may write, directly inside the image directory, which only root may change.
+class ImageRefusalTest : public DisksTest
+{
+  protected:
+    void SetUp() override
+    {
+        DisksTest::SetUp();
+        media = dir / "media";
+        ASSERT_EQ(::mkdir(media.c_str(), 0755), 0);
+        good = media + "/disk0.img";
+        std::ofstream(good) << "image";
+        ASSERT_EQ(::chmod(good.c_str(), 0600), 0);
+    }
+
+    /// The reason for image, "" when it is accepted.
+    std::string refusal(const std::string& image)
+    {
+        return disks.imageRefusal(image, media).value_or("");
+    }
+
+    std::string media;
+    std::string good;
+};
+
+TEST_F(ImageRefusalTest, AcceptsARootOwnedFileOnlyRootMayWrite)
+{
+    EXPECT_EQ(refusal(good), "");
+    EXPECT_EQ(disks.imageRefusal(good, media + "/").value_or(""), "") << "a trailing slash on the directory";
+    ASSERT_EQ(::chmod(good.c_str(), 0644), 0);
+    EXPECT_EQ(refusal(good), "") << "others may read it";
+}
+
+TEST_F(ImageRefusalTest, RefusesASymlinkEvenToAGoodImage)
+{
+    const std::string link = media + "/link.img";
+    ASSERT_EQ(::symlink(good.c_str(), link.c_str()), 0);
+    EXPECT_EQ(refusal(link), "is a symbolic link, not a regular file");
+    const std::string outside = media + "/passwd.img";
+    ASSERT_EQ(::symlink("/etc/passwd", outside.c_str()), 0);
+    EXPECT_EQ(refusal(outside), "is a symbolic link, not a regular file");
+}
+
+TEST_F(ImageRefusalTest, RefusesSubdirectoriesAndPathsOutside)
+{
+    // Like udisks2's /media/<user>/: whatever a user plugs in appears there.
+    ASSERT_EQ(::mkdir((media + "/alice").c_str(), 0755), 0);
+    const std::string nested = media + "/alice/disk.img";
+    std::ofstream(nested) << "image";
+    ASSERT_EQ(::chmod(nested.c_str(), 0600), 0);
+    EXPECT_EQ(refusal(nested),
+              "in a subdirectory of the image directory " + media + " (images must be directly inside it)");
+    EXPECT_EQ(refusal(media + "/../disk0.img"), "not a file name inside the image directory " + media);
+    EXPECT_EQ(refusal(media + "/alice/../disk0.img"), "not a file name inside the image directory " + media);
+    EXPECT_EQ(refusal(media), "not inside the image directory " + media);
+    EXPECT_EQ(refusal(media + "/"), "not a file name inside the image directory " + media);
+    EXPECT_EQ(refusal(media + "2/disk0.img"), "not inside the image directory " + media);
+    EXPECT_EQ(refusal("/etc/passwd"), "not inside the image directory " + media);
+    EXPECT_EQ(refusal("disk0.img"), "not inside the image directory " + media);
+    EXPECT_EQ(refusal(media + "/alice"), "is a directory, not a regular file");
+}
+
+TEST_F(ImageRefusalTest, RefusesFilesOthersMayWrite)
+{
+    ASSERT_EQ(::chmod(good.c_str(), 0620), 0);
+    EXPECT_EQ(refusal(good), "is writable by group or others (mode 0620)");
+    ASSERT_EQ(::chmod(good.c_str(), 0602), 0);
+    EXPECT_EQ(refusal(good), "is writable by group or others (mode 0602)");
+}
+
+TEST_F(ImageRefusalTest, RefusesFilesNotOwnedByRoot)
+{
+    ASSERT_EQ(::chown(good.c_str(), 65534, 0), 0);
+    EXPECT_EQ(refusal(good), "is owned by uid 65534, not root");
+}
+
+TEST_F(ImageRefusalTest, RefusesFifosWithoutBlockingOnThem)
+{
+    const std::string fifo = media + "/fifo.img";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    // No writer ever opens it: an open for reading would hang here.
+    EXPECT_EQ(refusal(fifo), "is a fifo, not a regular file");
+    EXPECT_THROW(disks.attachLoop(fifo), std::system_error);
+}
+
+TEST_F(ImageRefusalTest, RefusesWhatDoesNotExist)
+{
+    EXPECT_EQ(refusal(media + "/missing.img"), "does not exist");
+}
+
+TEST_F(ImageRefusalTest, RefusesADirectoryOthersMayChange)
+{
+    ASSERT_EQ(::chmod(media.c_str(), 0775), 0);
+    EXPECT_EQ(refusal(good), "the image directory " + media + " is writable by group or others (mode 0775)");
+    // Sticky (like /tmp): others may add files but not rename or remove root's.
+    ASSERT_EQ(::chmod(media.c_str(), 01777), 0);
+    EXPECT_EQ(refusal(good), "");
+    ASSERT_EQ(::chmod(media.c_str(), 0755), 0);
+    ASSERT_EQ(::chown(media.c_str(), 65534, 65534), 0);
+    EXPECT_EQ(refusal(good), "the image directory " + media + " is owned by uid 65534, not root");
+}
+
+TEST_F(ImageRefusalTest, AttachLoopDoesNotFollowSymlinks)
+{
+    const std::string link = media + "/link.img";
+    ASSERT_EQ(::symlink(good.c_str(), link.c_str()), 0);
+    try
+    {
+        disks.attachLoop(link);
+        ADD_FAILURE() << "attached a symlink";
+    }
+    catch (const std::system_error& e)
+    {
+        EXPECT_EQ(e.code().value(), ELOOP) << e.what();
+    }
+}
+
 TEST(FileStateStoreTest, RoundTrip)
 {
     TempDir dir;

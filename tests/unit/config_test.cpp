@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -247,8 +248,8 @@ TEST(ParseConfig, GrowAtAcceptsPercentages)
 
 TEST(ParseConfig, GrowAtRejectsOutOfRangeAndJunk)
 {
-    for (const char* value : {"0", "0.5", "99.5", "100", "150", "-5", "", "%", "85%%", "85 %", "abc", "8.", ".8",
-                              "1e1", "1000000", "90,5"})
+    for (const char* value :
+         {"0", "0.5", "99.5", "100", "150", "-5", "", "%", "85%%", "85 %", "abc", "8.", ".8", "1e1", "1000000", "90,5"})
     {
         expectVolumeValueError("GrowAt", value, "must be a percentage between 1 and 99");
     }
@@ -506,7 +507,7 @@ TEST_F(LoadConfigTest, ErrorsNameTheFile)
     }
 }
 
-// The sample installed as /etc/lvkeeper/lvkeeper.conf must stay loadable and match the defaults it documents.
+// The example (installed in /usr/share/doc/lvkeeper/examples) must stay loadable and match the defaults it documents.
 TEST(ShippedConfig, ParsesAndMatchesTheDefaults)
 {
     const Config config = loadConfig(std::string(LVKEEPER_TEST_DATA) + "/../../../units/lvkeeper.conf");
@@ -527,18 +528,13 @@ TEST(ShippedConfig, ParsesAndMatchesTheDefaults)
     EXPECT_EQ(config.daemon.backstopInterval, DaemonConfig{}.backstopInterval);
 }
 
-TEST_F(LoadConfigTest, MissingFile)
+TEST_F(LoadConfigTest, MissingFileIsAnEmptyOne)
 {
-    try
-    {
-        loadConfig(path + ".missing");
-        FAIL() << "no ConfigError";
-    }
-    catch (const ConfigError& e)
-    {
-        EXPECT_EQ(e.line(), 0);
-        EXPECT_EQ(std::string(e.what()), path + ".missing: cannot read: No such file or directory");
-    }
+    // As systemd's daemons: every default, no volume watched.
+    const Config config = loadConfig(path + ".missing");
+    EXPECT_TRUE(config.volumes.empty());
+    EXPECT_EQ(config.disks.imageDirectory, DisksConfig{}.imageDirectory);
+    EXPECT_EQ(config.daemon.backstopInterval, DaemonConfig{}.backstopInterval);
 }
 
 TEST_F(LoadConfigTest, DirectoryIsNotAConfigFile)
@@ -553,6 +549,125 @@ TEST_F(LoadConfigTest, DirectoryIsNotAConfigFile)
         EXPECT_EQ(e.line(), 0);
         EXPECT_THAT(e.what(), HasSubstr("cannot read: Is a directory"));
     }
+}
+
+/// A main file and its lvkeeper.conf.d, in a directory of their own.
+class DropInTest : public ::testing::Test
+{
+  protected:
+    std::string dir = ::testing::TempDir() + "lvkeeper_dropin_test_" + std::to_string(::getpid());
+    std::string path = dir + "/lvkeeper.conf";
+
+    void SetUp() override
+    {
+        std::filesystem::create_directories(path + ".d");
+    }
+    void TearDown() override
+    {
+        std::filesystem::remove_all(dir);
+    }
+    void write(const std::string& name, const std::string& text)
+    {
+        std::ofstream(dir + "/" + name) << text;
+    }
+};
+
+TEST_F(DropInTest, DropInsApplyInByteOrderAfterTheMainFile)
+{
+    write("lvkeeper.conf", "[Disks]\nImageSize=1G\nMaxDisks=4\n[Daemon]\nBackstopInterval=30\n");
+    write("lvkeeper.conf.d/20-size.conf", "[Disks]\nImageSize=4G\n");
+    write("lvkeeper.conf.d/10-size.conf", "[Disks]\nImageSize=2G\nReserveHostSpace=1G\n");
+    write("lvkeeper.conf.d/Z-upper.conf", "[Disks]\nMaxDisks=6\n"); // byte order: digits before letters
+    const Config config = loadConfig(path);
+    EXPECT_EQ(config.disks.imageSize, 4 * GiB);        // 20- after 10-
+    EXPECT_EQ(config.disks.reserveHostSpace, 1 * GiB); // set by 10-, kept by 20-
+    EXPECT_EQ(config.disks.maxDisks, 6U);              // Z- after 20-
+    EXPECT_EQ(config.daemon.backstopInterval, 30s);    // the main file's, untouched
+    EXPECT_EQ(dropInFiles(path),
+              (std::vector<std::string>{path + ".d/10-size.conf", path + ".d/20-size.conf", path + ".d/Z-upper.conf"}));
+}
+
+TEST_F(DropInTest, AVolumeIsChangedByItsMountPointOrAdded)
+{
+    write("lvkeeper.conf", "[Volume]\nMountPoint=/data\nGrowAt=80\nGrowStep=1G\n");
+    write("lvkeeper.conf.d/50-data.conf", "[Volume]\nMountPoint=/data/\nGrowAt=70\n\n[Volume]\nMountPoint=/srv\n");
+    const Config config = loadConfig(path);
+    ASSERT_EQ(config.volumes.size(), 2U);
+    EXPECT_EQ(config.volumes[0].mountPoint, "/data");
+    EXPECT_DOUBLE_EQ(config.volumes[0].growAt, 70.0); // the drop-in's
+    EXPECT_EQ(config.volumes[0].growStep, 1 * GiB);   // the main file's, untouched
+    EXPECT_EQ(config.volumes[1].mountPoint, "/srv");
+    EXPECT_DOUBLE_EQ(config.volumes[1].growAt, VolumeConfig{}.growAt);
+}
+
+TEST_F(DropInTest, OnlyRegularVisibleConfFilesCount)
+{
+    write("lvkeeper.conf", "[Disks]\nMaxDisks=4\n");
+    write("lvkeeper.conf.d/10-x.conf.dpkg-old", "[Disks]\nMaxDisks=100\n");
+    write("lvkeeper.conf.d/.20-hidden.conf", "[Disks]\nMaxDisks=101\n");
+    write("lvkeeper.conf.d/30-notes.txt", "not INI at all");
+    std::filesystem::create_directory(path + ".d/40-dir.conf");
+    std::filesystem::create_symlink("/dev/null", path + ".d/50-masked.conf");
+    EXPECT_TRUE(dropInFiles(path).empty());
+    EXPECT_EQ(loadConfig(path).disks.maxDisks, 4U);
+}
+
+TEST_F(DropInTest, DropInsApplyWithoutAMainFile)
+{
+    write("lvkeeper.conf.d/data.conf", "[Volume]\nMountPoint=/data\n");
+    const Config config = loadConfig(path);
+    ASSERT_EQ(config.volumes.size(), 1U);
+    EXPECT_EQ(config.volumes[0].mountPoint, "/data");
+}
+
+TEST_F(DropInTest, NoDropInDirectoryIsFine)
+{
+    std::filesystem::remove(path + ".d");
+    write("lvkeeper.conf", "[Disks]\nMaxDisks=3\n");
+    EXPECT_TRUE(dropInFiles(path).empty());
+    EXPECT_EQ(loadConfig(path).disks.maxDisks, 3U);
+}
+
+TEST_F(DropInTest, AnErrorNamesTheDropInAndItsLine)
+{
+    write("lvkeeper.conf", "[Volume]\nMountPoint=/data\n");
+    write("lvkeeper.conf.d/10-bad.conf", "[Volume]\nMountPoint=/data\nGrowAt=150\n");
+    try
+    {
+        loadConfig(path);
+        FAIL() << "no ConfigError";
+    }
+    catch (const ConfigError& e)
+    {
+        EXPECT_EQ(e.file(), path + ".d/10-bad.conf");
+        EXPECT_EQ(e.line(), 3);
+        EXPECT_EQ(e.key(), "GrowAt");
+    }
+}
+
+TEST_F(DropInTest, EachVolumeOfADropInNeedsItsMountPoint)
+{
+    write("lvkeeper.conf", "[Volume]\nMountPoint=/data\n");
+    write("lvkeeper.conf.d/10-bad.conf", "[Volume]\nGrowAt=70\n");
+    try
+    {
+        loadConfig(path);
+        FAIL() << "no ConfigError";
+    }
+    catch (const ConfigError& e)
+    {
+        EXPECT_EQ(e.file(), path + ".d/10-bad.conf");
+        EXPECT_EQ(e.line(), 1);
+        EXPECT_THAT(e.what(), HasSubstr("MountPoint= is missing"));
+    }
+}
+
+TEST(ParseDropIn, DuplicateMountPointsInOneFileAreStillAnError)
+{
+    Config base;
+    base.volumes.emplace_back();
+    base.volumes[0].mountPoint = "/data";
+    EXPECT_THROW(parseDropIn("[Volume]\nMountPoint=/data\n[Volume]\nMountPoint=/data\n", "d.conf", base), ConfigError);
 }
 
 } // namespace

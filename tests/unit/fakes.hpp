@@ -679,6 +679,13 @@ class FakeDisks : public Disks
     }
 
     std::map<std::string, std::uint64_t> holes; ///< bytes not allocated, by image
+
+    std::map<std::string, std::string> refusedImages; ///< image -> the reason imageRefusal gives
+    std::optional<std::string> imageRefusal(const std::string& image, const std::string&) override
+    {
+        auto it = refusedImages.find(image);
+        return it == refusedImages.end() ? std::nullopt : std::optional<std::string>(it->second);
+    }
     std::vector<std::string> allocations;       ///< images allocateImage was called for
     bool allocateFails = false;
 

@@ -1324,6 +1324,18 @@ TEST_F(AdoptTest, DeviceWithASignatureIsLeftAlone)
     EXPECT_THAT(state.stored, Not(Contains("/media/extra.img")));
 }
 
+TEST_F(AdoptTest, AnImageAnyUserCouldHavePlacedIsNotAdopted)
+{
+    // A file not owned by root, a symlink, a directory others may write: what lvkeeper-attach refuses at boot.
+    disks.refusedImages["/media/extra.img"] = "owned by uid 1000, not root";
+    startKeeper();
+    auto before = runner.calls().size();
+    keeper->onLoopDevice("add", extra);
+    EXPECT_THAT(runner.keysSince(before), IsEmpty());
+    EXPECT_THAT(listener.disksAdded, IsEmpty());
+    EXPECT_THAT(state.stored, Not(Contains("/media/extra.img")));
+}
+
 TEST_F(AdoptTest, NothingIsAdoptedWhenAdoptLoopDevicesIsOff)
 {
     config.disks.adoptLoopDevices = false;
@@ -2210,7 +2222,7 @@ TEST_F(KeeperTest, AStopDuringARepairsPvmoveAnswersTheCallerAndThenStops)
     EXPECT_EQ(open[0].step, "pvmove");
 }
 
-TEST_F(KeeperTest, ConcurrentDiagnoseCallsShareOneLookAtNormalPriority)
+TEST_F(KeeperTest, ConcurrentDiagnoseCallsShareTwoLooksAtNormalPriority)
 {
     startKeeper();
     Doctor doctor(*keeper);
@@ -2229,16 +2241,40 @@ TEST_F(KeeperTest, ConcurrentDiagnoseCallsShareOneLookAtNormalPriority)
     }
     EXPECT_EQ(answered, 0);
     ASSERT_TRUE(runner.release("pvs"));
+    // The first caller's look, and one more that started after the other 23 asked.
     EXPECT_EQ(answered, 24);
-    EXPECT_EQ(runner.count("pvs"), before + 1);
+    EXPECT_EQ(runner.count("pvs"), before + 2);
     // Any local user may ask: its lvm scans must not run at the daemon's raised priority.
     ASSERT_GT(runner.calls().size(), callsBefore);
     for (auto i = callsBefore; i < runner.calls().size(); ++i)
     {
         EXPECT_TRUE(runner.calls()[i].background) << runner.calls()[i].key;
     }
-    // A moment later the same look is reused.
+    // A question asked after the look ended gets a look of its own: it may follow a change.
     doctor.diagnose(0, [&](const std::vector<Finding>&, Doctor::Error) { ++answered; });
+    EXPECT_EQ(runner.count("pvs"), before + 3);
+    EXPECT_EQ(answered, 25);
+}
+
+TEST_F(KeeperTest, DiagnoseAskedDuringALookWaitsForALookThatStartsAfterIt)
+{
+    startKeeper();
+    Doctor doctor(*keeper);
+    runner.holdNext("pvs");
+    std::vector<int> order;
+    doctor.diagnose(0, [&](const std::vector<Finding>&, Doctor::Error) { order.push_back(1); });
+    auto before = runner.count("pvs");
+    runner.holdNext("pvs");
+    for (int n = 2; n <= 4; ++n)
+    {
+        doctor.diagnose(0, [&order, n](const std::vector<Finding>&, Doctor::Error) { order.push_back(n); });
+    }
+    ASSERT_TRUE(runner.release("pvs"));
+    // The first caller has its answer; the three who asked during that look wait for the next one.
+    EXPECT_EQ(order, std::vector<int>{1});
+    EXPECT_EQ(runner.count("pvs"), before + 1) << "one more look for all three, started after the first";
+    ASSERT_TRUE(runner.release("pvs"));
+    EXPECT_EQ(order, (std::vector<int>{1, 2, 3, 4}));
     EXPECT_EQ(runner.count("pvs"), before + 1);
 }
 

@@ -42,6 +42,7 @@ class LinuxDisks : public Disks
     void allocateImage(const std::string& path) override;
     void flush(const std::string& device) override;
     std::vector<std::string> listDirectory(const std::string& dir) override;
+    std::optional<std::string> imageRefusal(const std::string& image, const std::string& directory) override;
     std::optional<std::pair<std::uint64_t, std::uint64_t>> fileAllocation(const std::string& path) override;
 
   private:

@@ -32,22 +32,37 @@ void AdoptOperation::run(Done done)
         me->done_(*result);
     };
     auto signature = std::make_shared<std::optional<std::string>>();
+    auto refusal = std::make_shared<std::optional<std::string>>();
     auto size = std::make_shared<std::uint64_t>(0);
     offload(
         "probe " + device_.device,
-        [me, signature, size]
+        [me, signature, refusal, size]
         {
+            // The same trust lvkeeper-attach asks of a recorded image: a root-owned regular file directly
+            // in a directory only root may change. Anything else any user could have put there.
+            *refusal = me->ctx_.disks.imageRefusal(me->device_.backingFile, me->ctx_.config.disks.imageDirectory);
+            if (*refusal)
+            {
+                return;
+            }
             *signature = me->ctx_.disks.signature(me->device_.device);
             if (auto alloc = me->ctx_.disks.fileAllocation(me->device_.backingFile))
             {
                 *size = alloc->second;
             }
         },
-        [me, signature, size, result, end](Error error)
+        [me, signature, refusal, size, result, end](Error error)
         {
             if (error)
             {
                 end(error);
+                return;
+            }
+            if (*refusal)
+            {
+                spdlog::warn("event=adopt-refused device={} image={} reason=\"{}\"", me->device_.device,
+                             me->device_.backingFile, **refusal);
+                me->done_(*result);
                 return;
             }
             if (*signature)
