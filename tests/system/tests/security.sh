@@ -142,7 +142,8 @@ version=$(lvkeeperd --version)
 log "$version"
 if [[ $version == *"test seams"* ]]; then
   log "NOTE: this build honours LVKEEPER_LVM (-Dtest_seams=true, e.g. tests/run's build); the production"
-  log "NOTE: check needs a default build: tests/system/vm run --systemd $0 (build-lab)"
+  log "NOTE: check needs a default build: the deb test runs it on the package's lvkeeperd, and so does"
+  log "NOTE: tests/system/vm run --systemd $0 (build-lab)"
 else
   mkdir -p /run/systemd/system/lvkeeperd.service.d
   printf '[Service]\nEnvironment=LVKEEPER_LVM=/bin/false\n' >/run/systemd/system/lvkeeperd.service.d/seam.conf
