@@ -17,6 +17,9 @@ namespace lvkeeper
 namespace
 {
 
+/// How long a look serves callers who are not root (who cannot have changed anything meanwhile).
+constexpr std::chrono::milliseconds reuseFor{2000};
+
 /// A move whose progress has not changed for this long has lost its poller.
 constexpr std::chrono::seconds moveStalled{30};
 
@@ -72,15 +75,26 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     std::vector<Gathered> answering;
     /// Callers who asked while it ran: the running look may predate their question, so they share the next.
     std::vector<Gathered> next;
+    /// The last look and when it started: reused for a moment by callers who cannot change storage.
+    std::shared_ptr<const Snapshot> last;
+    Scheduler::Clock::time_point lastStarted{};
+    Scheduler::Clock::time_point started{};
     /// Source PV -> the progress last seen and since when: a move that stands still was interrupted.
     std::map<std::string, std::pair<double, Scheduler::Clock::time_point>> moveSeen;
 
     // ---- looking ---------------------------------------------------------------------------------------
 
     /// A look that starts after the question: a reply never predates a change the caller made first.
-    /// Callers that arrive while a look runs share the one after it, so a burst costs two looks.
-    void diagnosis(Gathered done)
+    /// Callers that arrive while a look runs share the one after it, so a burst costs two looks and
+    /// never two lvm scans at once. mayReuse (a caller who is not root): a look started less than
+    /// reuseFor ago will do, so a flood of them costs no more scans than one.
+    void diagnosis(bool mayReuse, Gathered done)
     {
+        if (mayReuse && last && ctx.scheduler.now() - lastStarted < reuseFor)
+        {
+            done(last, nullptr);
+            return;
+        }
         if (gathering)
         {
             next.push_back(std::move(done));
@@ -93,11 +107,17 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     void look()
     {
         gathering = true;
+        started = ctx.scheduler.now();
         auto self = shared_from_this();
         gather(
             [self](std::shared_ptr<const Snapshot> snapshot, Error error)
             {
                 self->gathering = false;
+                if (!error)
+                {
+                    self->last = snapshot;
+                    self->lastStarted = self->started;
+                }
                 auto callers = std::move(self->answering);
                 self->answering = std::move(self->next);
                 self->next.clear();
@@ -508,6 +528,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         }
         auto self = shared_from_this();
         diagnosis(
+            false,
             [self, run](std::shared_ptr<const Snapshot> snapshot, Error error)
             {
                 if (error)
@@ -574,6 +595,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                                 RepairResult result{id, outcome, text};
                                 spdlog::info("event=repaired id={} result=\"{}\"", id, result.describe());
                                 self->record(run, result);
+                                self->last.reset(); // what it changed is looked at afresh, by everyone
                                 self->step(run);
                             });
             });
@@ -591,7 +613,7 @@ void Doctor::diagnose(uid_t viewer, DiagnoseReply reply)
         reply({}, std::make_exception_ptr(KeeperError(ErrorKind::Busy, "lvkeeperd is stopping")));
         return;
     }
-    impl_->diagnosis([viewer, reply](std::shared_ptr<const Snapshot> snapshot, Error error)
+    impl_->diagnosis(viewer != 0, [viewer, reply](std::shared_ptr<const Snapshot> snapshot, Error error)
                      {
                          if (error)
                          {
