@@ -14,6 +14,8 @@ LK_PACKAGE_FILES=(
   /usr/lib/modules-load.d/lvkeeper.conf
   /usr/share/dbus-1/system.d/org.lvkeeper.Keeper1.conf
   /usr/share/dbus-1/system-services/org.lvkeeper.Keeper1.service
+  /usr/share/polkit-1/actions/org.lvkeeper.Keeper1.policy
+  /usr/lib/systemd/catalog/lvkeeper.catalog
   /usr/share/dbus-1/interfaces/org.lvkeeper.Keeper1.Manager.xml
   /usr/share/dbus-1/interfaces/org.lvkeeper.Keeper1.Volume.xml
   /usr/share/bash-completion/completions/lvkeeperctl
