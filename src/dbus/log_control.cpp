@@ -3,9 +3,13 @@
 #include "lvkeeper/sys/logging.hpp"
 
 #include "dbus/log_control_adaptor.hpp"
+#include "dbus/raw_message.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include <systemd/sd-bus.h>
+
+#include <cstdint>
 #include <stdexcept>
 
 namespace lvkeeper::dbus
@@ -27,10 +31,29 @@ class LogControl::Object : public sdbus::AdaptorInterfaces<org::freedesktop::Log
     Object& operator=(const Object&) = delete;
 
   private:
+    /// Root as the bus daemon knows the sender (its connection's uid, as for every method call), never
+    /// a value sd-bus would fill in from /proc/PID, which another process may have by then.
     void requireRoot()
     {
         const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
-        if (!message || message->getCredsEuid() != 0)
+        bool root = false;
+        sd_bus_creds* creds = nullptr;
+        if (message && sd_bus_query_sender_creds(RawMessage::of(*message), SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID,
+                                                 &creds) >= 0)
+        {
+            const std::uint64_t fromProc = sd_bus_creds_get_augmented_mask(creds);
+            uid_t uid = 1;
+            if ((fromProc & SD_BUS_CREDS_EUID) == 0 && sd_bus_creds_get_euid(creds, &uid) >= 0)
+            {
+                root = uid == 0;
+            }
+            else if ((fromProc & SD_BUS_CREDS_UID) == 0 && sd_bus_creds_get_uid(creds, &uid) >= 0)
+            {
+                root = uid == 0;
+            }
+            sd_bus_creds_unref(creds);
+        }
+        if (!root)
         {
             throw sdbus::Error("org.freedesktop.DBus.Error.AccessDenied", "only root may change lvkeeperd's logging");
         }
