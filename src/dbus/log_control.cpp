@@ -11,7 +11,8 @@
 namespace lvkeeper::dbus
 {
 
-class LogControl::Object : public sdbus::AdaptorInterfaces<org::freedesktop::LogControl1_adaptor>
+// NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor): final, so only ever deleted as an Object
+class LogControl::Object final : public sdbus::AdaptorInterfaces<org::freedesktop::LogControl1_adaptor>
 {
   public:
     explicit Object(sdbus::IConnection& connection) : AdaptorInterfaces(connection, "/org/freedesktop/LogControl1")
