@@ -3,11 +3,11 @@
 #include "lvkeeper/bus_names.hpp"
 
 #include <poll.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <ctime>
 #include <limits>
 #include <optional>
 
