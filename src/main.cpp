@@ -19,13 +19,13 @@
 #include "dbus/log_text.hpp"
 #include "lvkeeper_build_config.hpp"
 
-#include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>

@@ -110,7 +110,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         started = ctx.scheduler.now();
         auto self = shared_from_this();
         gather(
-            [self](std::shared_ptr<const Snapshot> snapshot, Error error)
+            [self](const std::shared_ptr<const Snapshot>& snapshot, Error error)
             {
                 self->gathering = false;
                 if (!error)
@@ -178,12 +178,12 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     }
 
     /// What lives outside LVM, read off the loop: loop devices, the image record, images, deleted files.
-    void readSystem(std::shared_ptr<Snapshot> snapshot, Gathered done)
+    void readSystem(const std::shared_ptr<Snapshot>& snapshot, Gathered done)
     {
         const auto& volumes = keeper.volumes();
-        for (std::size_t i = 0; i < volumes.size(); ++i)
+        for (const auto& volume : volumes)
         {
-            snapshot->volumes.push_back(Snapshot::Volume{volumes[i], 0, 0});
+            snapshot->volumes.push_back(Snapshot::Volume{volume, 0, 0});
         }
         snapshot->watchedVgs = keeper.watchedVolumeGroups();
         snapshot->disks = keeper.config().disks;
@@ -529,7 +529,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         auto self = shared_from_this();
         diagnosis(
             false,
-            [self, run](std::shared_ptr<const Snapshot> snapshot, Error error)
+            [self, run](const std::shared_ptr<const Snapshot>& snapshot, Error error)
             {
                 if (error)
                 {
@@ -613,7 +613,7 @@ void Doctor::diagnose(uid_t viewer, DiagnoseReply reply)
         reply({}, std::make_exception_ptr(KeeperError(ErrorKind::Busy, "lvkeeperd is stopping")));
         return;
     }
-    impl_->diagnosis(viewer != 0, [viewer, reply](std::shared_ptr<const Snapshot> snapshot, Error error)
+    impl_->diagnosis(viewer != 0, [viewer, reply](const std::shared_ptr<const Snapshot>& snapshot, Error error)
                      {
                          if (error)
                          {

@@ -4,11 +4,11 @@
 #include "../dbus/raw_message.hpp"
 
 #include <poll.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <ctime>
 #include <limits>
 #include <optional>
 

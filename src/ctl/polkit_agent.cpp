@@ -2,12 +2,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -42,6 +42,7 @@ void PolkitAgent::startIfUseful()
     const std::string parent = std::to_string(::getpid());
     std::vector<std::string> args = {"pkttyagent", "--notify-fd", "3", "--fallback", "--process", parent};
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (auto& a : args)
     {
         argv.push_back(a.data());

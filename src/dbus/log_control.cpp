@@ -15,7 +15,8 @@
 namespace lvkeeper::dbus
 {
 
-class LogControl::Object : public sdbus::AdaptorInterfaces<org::freedesktop::LogControl1_adaptor>
+// NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor): final, so only ever deleted as an Object
+class LogControl::Object final : public sdbus::AdaptorInterfaces<org::freedesktop::LogControl1_adaptor>
 {
   public:
     explicit Object(sdbus::IConnection& connection) : AdaptorInterfaces(connection, "/org/freedesktop/LogControl1")
@@ -43,14 +44,9 @@ class LogControl::Object : public sdbus::AdaptorInterfaces<org::freedesktop::Log
         {
             const std::uint64_t fromProc = sd_bus_creds_get_augmented_mask(creds);
             uid_t uid = 1;
-            if ((fromProc & SD_BUS_CREDS_EUID) == 0 && sd_bus_creds_get_euid(creds, &uid) >= 0)
-            {
-                root = uid == 0;
-            }
-            else if ((fromProc & SD_BUS_CREDS_UID) == 0 && sd_bus_creds_get_uid(creds, &uid) >= 0)
-            {
-                root = uid == 0;
-            }
+            const bool known = ((fromProc & SD_BUS_CREDS_EUID) == 0 && sd_bus_creds_get_euid(creds, &uid) >= 0) ||
+                               ((fromProc & SD_BUS_CREDS_UID) == 0 && sd_bus_creds_get_uid(creds, &uid) >= 0);
+            root = known && uid == 0;
             sd_bus_creds_unref(creds);
         }
         if (!root)

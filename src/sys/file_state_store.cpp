@@ -141,7 +141,7 @@ void FileStateStore::writeJournal(const std::string& text)
 std::string FileStateStore::setAsideJournal()
 {
     const std::string from = dir_ + "/journal";
-    const std::string to = from + ".corrupt-" + std::to_string(static_cast<long long>(::time(nullptr)));
+    std::string to = from + ".corrupt-" + std::to_string(static_cast<long long>(::time(nullptr)));
     if (::rename(from.c_str(), to.c_str()) < 0)
     {
         throw sysError(errno, "rename " + from);
