@@ -78,7 +78,6 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     /// The last look and when it started: reused for a moment by callers who cannot change storage.
     std::shared_ptr<const Snapshot> last;
     Scheduler::Clock::time_point lastStarted{};
-    Scheduler::Clock::time_point started{};
     /// Source PV -> the progress last seen and since when: a move that stands still was interrupted.
     std::map<std::string, std::pair<double, Scheduler::Clock::time_point>> moveSeen;
 
@@ -107,16 +106,16 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     void look()
     {
         gathering = true;
-        started = ctx.scheduler.now();
+        const auto started = ctx.scheduler.now();
         auto self = shared_from_this();
         gather(
-            [self](const std::shared_ptr<const Snapshot>& snapshot, Error error)
+            [self, started](const std::shared_ptr<const Snapshot>& snapshot, Error error)
             {
                 self->gathering = false;
                 if (!error)
                 {
                     self->last = snapshot;
-                    self->lastStarted = self->started;
+                    self->lastStarted = started;
                 }
                 auto callers = std::move(self->answering);
                 self->answering = std::move(self->next);
