@@ -117,21 +117,10 @@ assert v["MountPoint"] == "/data" and v["Problems"] == [] and v["Size"] >= 6 << 
 # environment is logged and ignored, and lvm(8) does the work. (security.sh checks the same when the
 # lab stages a default build; tests/run's build has the seams on.)
 no_seam_in_production() {
-  local version out
+  local version
   version=$(lvkeeperd --version)
   [[ $version != *"test seams"* ]] || fail "the package's lvkeeperd is a test-seams build: $version"
-  mkdir -p /run/systemd/system/lvkeeperd.service.d
-  printf '[Service]\nEnvironment=LVKEEPER_LVM=/bin/false\n' >/run/systemd/system/lvkeeperd.service.d/seam.conf
-  systemctl daemon-reload
-  step systemctl restart lvkeeperd
-  wait_active
-  journalctl -u lvkeeperd -b -o cat --no-pager | grep -q 'event=test-seam-ignored LVKEEPER_LVM="/bin/false"' \
-    || fail "the package's lvkeeperd did not log that it ignores LVKEEPER_LVM"
-  out=$(step call Grow ss /data +64M) || fail "Grow failed with LVKEEPER_LVM=/bin/false: $out"
-  [[ $(lvs --noheadings --units b --nosuffix -o lv_size vg0/data0 | tr -d ' ') == "${out#t }" ]] \
-    || fail "Grow returned $out but the LV says otherwise"
-  rm -r /run/systemd/system/lvkeeperd.service.d
-  systemctl daemon-reload
+  expect_lvm_seam_ignored
   pass "the package's lvkeeperd logs and ignores LVKEEPER_LVM: lvm(8) ran the grow"
 }
 
