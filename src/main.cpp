@@ -19,13 +19,13 @@
 #include "dbus/log_text.hpp"
 #include "lvkeeper_build_config.hpp"
 
-#include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -110,8 +110,16 @@ int attachImages(const Args& args)
         attached.insert(loop.backingFile);
     }
     int failures = 0;
+    // One bad line (a crash mid-edit, a typo) must not keep the good ones from coming back at boot.
+    std::vector<std::string> rejected;
+    const auto images = state.readableImages(rejected);
+    for (const auto& why : rejected)
+    {
+        ++failures;
+        spdlog::error("event=image-record-line-refused record={}/images reason=\"{}\"", args.stateDir, why);
+    }
     std::set<std::string> seen;
-    for (const auto& image : state.images())
+    for (const auto& image : images)
     {
         if (!seen.insert(image).second)
         {

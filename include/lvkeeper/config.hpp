@@ -54,7 +54,7 @@ struct Config
 class ConfigError : public std::runtime_error
 {
   public:
-    ConfigError(const std::string& file, int line, const std::string& key, const std::string& what);
+    ConfigError(const std::string& file, int line, std::string key, const std::string& what);
 
     const std::string& file() const noexcept
     {

@@ -79,7 +79,6 @@ class Service : public KeeperListener
 
     sdbus::IConnection& connection_;
     Keeper& keeper_;
-    Doctor& doctor_;
     std::function<void(const std::string&)> status_;
     std::unique_ptr<Manager> manager_;
     std::vector<std::unique_ptr<Volume>> volumes_;

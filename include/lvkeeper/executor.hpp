@@ -25,6 +25,7 @@ class Executor
 
 /// Offloads a call that returns a value; done(value, nullptr) or done({}, error).
 template <typename T>
+// NOLINTNEXTLINE(performance-unnecessary-value-param): what is moved into offload (14 misreads the template)
 void offloadValue(Executor& executor, std::string what, std::function<T()> work,
                   std::function<void(T value, std::exception_ptr error)> done)
 {

@@ -204,7 +204,7 @@ std::uint64_t durationUnit(std::string_view unit)
 std::chrono::milliseconds parseDuration(std::string_view value)
 {
     constexpr const char* reason = "must be a duration like 2s, 500ms or 1min, or a number of seconds";
-    constexpr std::uint64_t limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    constexpr auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
     std::uint64_t total = 0;
     std::size_t pos = 0;
     bool any = false;
@@ -586,8 +586,8 @@ std::string formatConfigError(const std::string& file, int line, const std::stri
 
 } // namespace
 
-ConfigError::ConfigError(const std::string& file, int line, const std::string& key, const std::string& what) :
-    std::runtime_error(formatConfigError(file, line, what)), file_(file), line_(line), key_(key)
+ConfigError::ConfigError(const std::string& file, int line, std::string key, const std::string& what) :
+    std::runtime_error(formatConfigError(file, line, what)), file_(file), line_(line), key_(std::move(key))
 {
 }
 

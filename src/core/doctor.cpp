@@ -17,6 +17,9 @@ namespace lvkeeper
 namespace
 {
 
+/// How long a look serves callers who are not root (who cannot have changed anything meanwhile).
+constexpr std::chrono::milliseconds reuseFor{2000};
+
 /// A move whose progress has not changed for this long has lost its poller.
 constexpr std::chrono::seconds moveStalled{30};
 
@@ -72,15 +75,25 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     std::vector<Gathered> answering;
     /// Callers who asked while it ran: the running look may predate their question, so they share the next.
     std::vector<Gathered> next;
+    /// The last look and when it started: reused for a moment by callers who cannot change storage.
+    std::shared_ptr<const Snapshot> last;
+    Scheduler::Clock::time_point lastStarted{};
     /// Source PV -> the progress last seen and since when: a move that stands still was interrupted.
     std::map<std::string, std::pair<double, Scheduler::Clock::time_point>> moveSeen;
 
     // ---- looking ---------------------------------------------------------------------------------------
 
     /// A look that starts after the question: a reply never predates a change the caller made first.
-    /// Callers that arrive while a look runs share the one after it, so a burst costs two looks.
-    void diagnosis(Gathered done)
+    /// Callers that arrive while a look runs share the one after it, so a burst costs two looks and
+    /// never two lvm scans at once. mayReuse (a caller who is not root): a look started less than
+    /// reuseFor ago will do, so a flood of them costs no more scans than one.
+    void diagnosis(bool mayReuse, Gathered done)
     {
+        if (mayReuse && last && ctx.scheduler.now() - lastStarted < reuseFor)
+        {
+            done(last, nullptr);
+            return;
+        }
         if (gathering)
         {
             next.push_back(std::move(done));
@@ -93,11 +106,17 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     void look()
     {
         gathering = true;
+        const auto started = ctx.scheduler.now();
         auto self = shared_from_this();
         gather(
-            [self](std::shared_ptr<const Snapshot> snapshot, Error error)
+            [self, started](const std::shared_ptr<const Snapshot>& snapshot, Error error)
             {
                 self->gathering = false;
+                if (!error)
+                {
+                    self->last = snapshot;
+                    self->lastStarted = started;
+                }
                 auto callers = std::move(self->answering);
                 self->answering = std::move(self->next);
                 self->next.clear();
@@ -158,12 +177,12 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
     }
 
     /// What lives outside LVM, read off the loop: loop devices, the image record, images, deleted files.
-    void readSystem(std::shared_ptr<Snapshot> snapshot, Gathered done)
+    void readSystem(const std::shared_ptr<Snapshot>& snapshot, Gathered done)
     {
         const auto& volumes = keeper.volumes();
-        for (std::size_t i = 0; i < volumes.size(); ++i)
+        for (const auto& volume : volumes)
         {
-            snapshot->volumes.push_back(Snapshot::Volume{volumes[i], 0, 0});
+            snapshot->volumes.push_back(Snapshot::Volume{volume, 0, 0});
         }
         snapshot->watchedVgs = keeper.watchedVolumeGroups();
         snapshot->disks = keeper.config().disks;
@@ -508,7 +527,8 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
         }
         auto self = shared_from_this();
         diagnosis(
-            [self, run](std::shared_ptr<const Snapshot> snapshot, Error error)
+            false,
+            [self, run](const std::shared_ptr<const Snapshot>& snapshot, Error error)
             {
                 if (error)
                 {
@@ -574,6 +594,7 @@ struct Doctor::Impl : std::enable_shared_from_this<Doctor::Impl>
                                 RepairResult result{id, outcome, text};
                                 spdlog::info("event=repaired id={} result=\"{}\"", id, result.describe());
                                 self->record(run, result);
+                                self->last.reset(); // what it changed is looked at afresh, by everyone
                                 self->step(run);
                             });
             });
@@ -591,7 +612,7 @@ void Doctor::diagnose(uid_t viewer, DiagnoseReply reply)
         reply({}, std::make_exception_ptr(KeeperError(ErrorKind::Busy, "lvkeeperd is stopping")));
         return;
     }
-    impl_->diagnosis([viewer, reply](std::shared_ptr<const Snapshot> snapshot, Error error)
+    impl_->diagnosis(viewer != 0, [viewer, reply](const std::shared_ptr<const Snapshot>& snapshot, Error error)
                      {
                          if (error)
                          {

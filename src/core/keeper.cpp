@@ -506,7 +506,7 @@ struct Keeper::Impl
     void rescanAll(std::function<void()> then = {}, bool background = false)
     {
         lvm.lvs(
-            [this, then = std::move(then)](std::vector<lvm::Lv> lvs, Error error)
+            [this, then = std::move(then)](const std::vector<lvm::Lv>& lvs, Error error)
             {
                 if (error)
                 {
@@ -650,7 +650,7 @@ struct Keeper::Impl
                     [](std::uint64_t, Error) {});
     }
 
-    void enqueueGrow(VolumeState& v, GrowRequest request, GrowReply reply)
+    void enqueueGrow(VolumeState& v, const GrowRequest& request, GrowReply reply)
     {
         std::string mountPoint = v.config.mountPoint;
         jobs.enqueue(
@@ -758,11 +758,11 @@ void Keeper::start(std::function<void()> ready)
         }
     }
     d.journal.load(
-        [&d, ready = std::move(ready)](std::vector<Intent> intents)
+        [&d, ready = std::move(ready)](const std::vector<Intent>& intents)
         {
             // lvs waits for the VG lock: an lvm command a killed instance left running finishes first.
             d.lvm.lvs(
-                [&d, intents, ready](std::vector<lvm::Lv> lvs, Error error)
+                [&d, intents, ready](const std::vector<lvm::Lv>& lvs, Error error)
                 {
                     if (error)
                     {
@@ -773,7 +773,7 @@ void Keeper::start(std::function<void()> ready)
                         d.volumes.applyLvs(lvs);
                     }
                     d.lvm.pvs(
-                        [&d, intents, ready](std::vector<lvm::Pv> pvs, Error e)
+                        [&d, intents, ready](const std::vector<lvm::Pv>& pvs, Error e)
                         {
                             d.started = true;
                             // Before any new work: what the journal says was left half-done.

@@ -147,7 +147,7 @@ void LvmClient::change(const std::string& vg, std::vector<std::string> args, std
             }
             // Never read yet (or changed since): which PVs did the command write its metadata to?
             pvs(
-                [flushAll](std::vector<lvm::Pv>, Error error)
+                [flushAll](const std::vector<lvm::Pv>&, Error error)
                 {
                     flushAll(error);
                 });

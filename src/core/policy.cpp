@@ -128,7 +128,7 @@ std::int64_t timeToFull(std::uint64_t available, double rate)
         return -1;
     }
     double seconds = static_cast<double>(available) / rate;
-    constexpr double limit = static_cast<double>(std::numeric_limits<std::int64_t>::max() / 2);
+    constexpr auto limit = static_cast<double>(std::numeric_limits<std::int64_t>::max()) / 2; // 2^62 exactly
     return seconds >= limit ? static_cast<std::int64_t>(limit) : static_cast<std::int64_t>(std::ceil(seconds));
 }
 
@@ -144,7 +144,7 @@ std::uint64_t headroomNeeded(double rate, std::chrono::milliseconds growDuration
         return 0;
     }
     double bytes = rate * (static_cast<double>(growDuration.count()) / 1000.0) * tuning.safety;
-    constexpr double limit = static_cast<double>(std::numeric_limits<std::uint64_t>::max() / 4);
+    constexpr auto limit = static_cast<double>(std::numeric_limits<std::uint64_t>::max()) / 4; // 2^62 exactly
     return bytes >= limit ? static_cast<std::uint64_t>(limit) : static_cast<std::uint64_t>(bytes);
 }
 
@@ -183,7 +183,7 @@ std::chrono::milliseconds nextLook(const VolumeConfig& config, const FsUsage& us
                                    std::chrono::milliseconds backstop)
 {
     double rate = std::max(fastestRate, looks.assumedRate);
-    double total = static_cast<double>(usage.used + usage.available);
+    auto total = static_cast<double>(usage.used + usage.available);
     // Bytes until used space reaches GrowAt, and until what is left is less than the headroom a writer as fast
     // as the fastest one measured needs (needsGrow's two triggers).
     double toGrowAt = total * config.growAt / 100.0 - static_cast<double>(usage.used);

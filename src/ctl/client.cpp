@@ -1,13 +1,14 @@
 #include "client.hpp"
 
 #include "lvkeeper/bus_names.hpp"
+#include "../dbus/raw_message.hpp"
 
 #include <poll.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <ctime>
 #include <limits>
 #include <optional>
 
@@ -130,7 +131,12 @@ Client::~Client()
 
 sdbus::MethodCall Client::managerCall(const std::string& method)
 {
-    return manager_->createMethodCall(dbus::managerInterface, method);
+    auto call = manager_->createMethodCall(dbus::managerInterface, method);
+    if (interactive_)
+    {
+        sd_bus_message_set_allow_interactive_authorization(dbus::RawMessage::of(call), 1);
+    }
+    return call;
 }
 
 sdbus::MethodReply Client::call(const sdbus::MethodCall& call, const std::string& action, ManagerWatcher watcher)

@@ -46,6 +46,13 @@ class Client
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
 
+    /// Whether the calls that change storage let polkit ask the user for a password (the message flag
+    /// ALLOW_INTERACTIVE_AUTHORIZATION); off with --no-ask-password.
+    void allowInteractiveAuthorization(bool allow)
+    {
+        interactive_ = allow;
+    }
+
     /// A call of a Manager method, to fill with arguments.
     sdbus::MethodCall managerCall(const std::string& method);
 
@@ -75,6 +82,7 @@ class Client
     sdbus::MethodReply callOn(sdbus::IProxy& proxy, const sdbus::MethodCall& call, const std::string& action);
 
     Timeout timeout_;
+    bool interactive_ = false;
     std::unique_ptr<sdbus::IConnection> connection_;
     std::unique_ptr<sdbus::IProxy> manager_;
     std::unique_ptr<sdbus::IProxy> bus_;

@@ -194,7 +194,7 @@ Json toJson(const sdbus::Variant& value)
     }
     if (type == "d")
     {
-        const double number = value.get<double>();
+        const auto number = value.get<double>();
         return std::isfinite(number) ? Json(number) : Json(nullptr);
     }
     if (type == "as")

@@ -16,7 +16,7 @@ __lvkeeperctl_volumes() {
 
 _lvkeeperctl() {
     local commands="status grow add-disk remount diagnose repair monitor help"
-    local options="--help --version --json= --no-legend --timeout="
+    local options="--help --version --json= --no-legend --no-ask-password --timeout="
     # The words as typed: bash's COMP_WORDS are split at '=' and ':' too, which ids and options contain.
     local line=${COMP_LINE:0:COMP_POINT}
     local -a words

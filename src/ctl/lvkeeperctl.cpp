@@ -3,10 +3,12 @@
 #include "client.hpp"
 #include "commands.hpp"
 #include "options.hpp"
+#include "polkit_agent.hpp"
 
 #include <clocale>
 #include <iostream>
 #include <map>
+#include <set>
 
 namespace
 {
@@ -25,7 +27,16 @@ int dispatch(const Options& options)
     {
         throw UsageError("unknown command \"" + options.command + "\"");
     }
+    // The commands that change storage may need polkit's yes: an agent on this terminal can ask for it.
+    static const std::set<std::string> changing = {"grow", "add-disk", "remount", "repair"};
+    PolkitAgent agent;
+    const bool changes = changing.count(options.command) > 0;
+    if (changes && options.askPassword)
+    {
+        agent.startIfUseful();
+    }
     Client client(options.timeout.value_or(defaultTimeout(options.command)));
+    client.allowInteractiveAuthorization(changes && options.askPassword);
     return it->second(client, options);
 }
 

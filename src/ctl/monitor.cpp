@@ -5,10 +5,10 @@
 #include "lvkeeper/bus_names.hpp"
 #include "lvkeeper/size.hpp"
 
-#include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 

@@ -70,7 +70,8 @@ constexpr const char* optionsHelp = "Options:\n"
                                     "     --version         Show the version of lvkeeperctl and of lvkeeperd\n"
                                     "     --json=MODE       Print JSON (pretty, short or off); sizes in bytes\n"
                                     "     --no-legend       Print no column headers, header or summary lines\n"
-                                    "     --timeout=TIME    How long to wait for lvkeeperd (30s, 5min, infinity)\n";
+                                    "     --timeout=TIME    How long to wait for lvkeeperd (30s, 5min, infinity)\n"
+                                    "     --no-ask-password Do not ask for a password when polkit wants one\n";
 
 // One step of a duration: "500ms", "30s", "5min", "2h"; a bare number is seconds.
 std::chrono::microseconds parseTimeout(const std::string& text)
@@ -210,6 +211,7 @@ Options parseCommandLine(int argc, char** argv)
         optJson,
         optNoLegend,
         optTimeout,
+        optNoAskPassword,
     };
     static const struct option longOptions[] = {
         {"help", no_argument, nullptr, 'h'},
@@ -217,6 +219,7 @@ Options parseCommandLine(int argc, char** argv)
         {"json", required_argument, nullptr, optJson},
         {"no-legend", no_argument, nullptr, optNoLegend},
         {"timeout", required_argument, nullptr, optTimeout},
+        {"no-ask-password", no_argument, nullptr, optNoAskPassword},
         {nullptr, 0, nullptr, 0},
     };
     Options options;
@@ -238,6 +241,9 @@ Options parseCommandLine(int argc, char** argv)
             break;
         case optNoLegend:
             options.legend = false;
+            break;
+        case optNoAskPassword:
+            options.askPassword = false;
             break;
         case optTimeout:
             options.timeout = std::string(optarg) == "infinity" ? Timeout() : Timeout(parseTimeout(optarg));

@@ -42,6 +42,7 @@ struct Options
     bool legend = true;
     bool help = false;
     bool version = false;
+    bool askPassword = true; ///< --no-ask-password clears it: no polkit prompt, a refusal instead
     std::optional<Timeout> timeout; ///< from --timeout; unset: the command's own default
 };
 

@@ -1,6 +1,7 @@
 #include "dbus/authorizer.hpp"
 
 #include "dbus/log_text.hpp"
+#include "dbus/raw_message.hpp"
 #include "lvkeeper/errors.hpp"
 
 #include <systemd/sd-bus.h>
@@ -21,17 +22,6 @@ constexpr const char* polkitPath = "/org/freedesktop/PolicyKit1/Authority";
 constexpr const char* polkitInterface = "org.freedesktop.PolicyKit1.Authority";
 // CheckAuthorization's flags: AllowUserInteraction lets polkit ask an agent for a password.
 constexpr std::uint32_t polkitAllowUserInteraction = 1;
-
-// sdbus-c++ 1.2 keeps the sd_bus_message private and has no accessor for the
-// ALLOW_INTERACTIVE_AUTHORIZATION header flag; a pointer to the protected member, formed through a
-// derived class, reads it without copying or casting the message.
-struct RawMessage : sdbus::Message
-{
-    static sd_bus_message* of(const sdbus::Message& message)
-    {
-        return static_cast<sd_bus_message*>(message.*(&RawMessage::msg_));
-    }
-};
 
 std::exception_ptr denial(const std::string& text)
 {

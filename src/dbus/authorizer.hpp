@@ -37,6 +37,7 @@ class Authorizer
     static constexpr std::size_t maxPendingChecks = 64;
 
     explicit Authorizer(sdbus::IConnection& connection);
+    ~Authorizer() = default;
 
     Authorizer(const Authorizer&) = delete;
     Authorizer& operator=(const Authorizer&) = delete;

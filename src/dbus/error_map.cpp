@@ -4,6 +4,7 @@
 #include <systemd/sd-bus.h>
 
 #include <cstdlib>
+#include <memory>
 #include <system_error>
 
 namespace lvkeeper::dbus
@@ -45,9 +46,9 @@ std::string volumeObjectPath(const std::string& mountPoint)
     {
         throw std::system_error(-r, std::generic_category(), "sd_bus_path_encode " + mountPoint);
     }
-    std::string result(path);
-    std::free(path);
-    return result;
+    // sd_bus_path_encode(3) mallocs its answer.
+    const std::unique_ptr<char, decltype(&std::free)> owned(path, &std::free);
+    return std::string(owned.get());
 }
 
 } // namespace lvkeeper::dbus

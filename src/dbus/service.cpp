@@ -13,7 +13,8 @@
 namespace lvkeeper::dbus
 {
 
-class Service::Manager
+// NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor): final, so only ever deleted as a Manager
+class Service::Manager final
     : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Manager_adaptor, sdbus::ObjectManager_adaptor>
 {
   public:
@@ -160,6 +161,7 @@ class Service::Manager
                             }
                             std::vector<sdbus::Struct<std::string, std::string, std::string, std::string, std::string>>
                                 out;
+                            out.reserve(findings.size());
                             for (const auto& f : findings)
                             {
                                 out.emplace_back(f.id, std::string(severityName(f.severity)), f.subject, f.problem,
@@ -187,6 +189,7 @@ class Service::Manager
                                       [reply](const std::vector<RepairResult>& results)
                                       {
                                           std::vector<sdbus::Struct<std::string, std::string>> out;
+                                          out.reserve(results.size());
                                           for (const auto& r : results)
                                           {
                                               out.emplace_back(r.id, r.describe());
@@ -243,8 +246,9 @@ class Service::Manager
     double fraction_ = 0;
 };
 
-class Service::Volume : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Volume_adaptor,
-                                                        sdbus::ManagedObject_adaptor, sdbus::Properties_adaptor>
+// NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor): final, so only ever deleted as a Volume
+class Service::Volume final : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::Volume_adaptor,
+                                                              sdbus::ManagedObject_adaptor, sdbus::Properties_adaptor>
 {
   public:
     Volume(sdbus::IConnection& connection, Keeper& keeper, std::size_t index) :
@@ -404,8 +408,7 @@ class Service::Volume : public sdbus::AdaptorInterfaces<org::lvkeeper::Keeper1::
 Service::Service(sdbus::IConnection& connection, Keeper& keeper, Doctor& doctor,
                  std::function<void(const std::string&)> status) :
     connection_(connection),
-    keeper_(keeper), doctor_(doctor), status_(std::move(status)),
-    manager_(std::make_unique<Manager>(connection, keeper, doctor))
+    keeper_(keeper), status_(std::move(status)), manager_(std::make_unique<Manager>(connection, keeper, doctor))
 {
     buildVolumes();
 }

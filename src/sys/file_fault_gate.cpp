@@ -59,7 +59,8 @@ void FileFaultGate::poll(const std::shared_ptr<Held>& held)
                                        }
                                        ::unlink(held->paused.c_str());
                                        spdlog::warn("event=fault-gate-released step={}", held->pause);
-                                       auto keep = held;
+                                       // A reference of its own: this closure lives in held's timer.
+                                       auto keep = held; // NOLINT(performance-unnecessary-copy-initialization)
                                        held_.erase(std::remove(held_.begin(), held_.end(), held), held_.end());
                                        auto go = std::move(keep->go);
                                        go();

@@ -68,6 +68,17 @@ std::string FileStateStore::location() const
 
 std::vector<std::string> FileStateStore::images()
 {
+    std::vector<std::string> rejected;
+    auto images = readableImages(rejected);
+    if (!rejected.empty())
+    {
+        throw sysError(EBADMSG, dir_ + "/images is corrupt: " + rejected.front());
+    }
+    return images;
+}
+
+std::vector<std::string> FileStateStore::readableImages(std::vector<std::string>& rejected)
+{
     std::vector<std::string> images;
     const std::string path = dir_ + "/images";
     auto text = readWhole(path);
@@ -93,8 +104,8 @@ std::vector<std::string> FileStateStore::images()
         }
         if (line.front() != '/' || line.find('\0') != std::string::npos)
         {
-            throw sysError(EBADMSG,
-                           path + " is corrupt: line " + std::to_string(number) + " is not an absolute image path");
+            rejected.push_back("line " + std::to_string(number) + " is not an absolute image path");
+            continue;
         }
         images.push_back(std::move(line));
     }
@@ -130,7 +141,7 @@ void FileStateStore::writeJournal(const std::string& text)
 std::string FileStateStore::setAsideJournal()
 {
     const std::string from = dir_ + "/journal";
-    const std::string to = from + ".corrupt-" + std::to_string(static_cast<long long>(::time(nullptr)));
+    std::string to = from + ".corrupt-" + std::to_string(static_cast<long long>(::time(nullptr)));
     if (::rename(from.c_str(), to.c_str()) < 0)
     {
         throw sysError(errno, "rename " + from);

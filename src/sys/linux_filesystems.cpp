@@ -180,10 +180,10 @@ std::optional<MountInfo> LinuxFilesystems::mountOf(const std::string& path)
 {
     // Symlinks would otherwise lead the prefix walk onto the wrong mount.
     std::string resolved = path;
-    if (char* real = ::realpath(path.c_str(), nullptr))
+    // realpath(3) mallocs its answer.
+    if (std::unique_ptr<char, decltype(&std::free)> real{::realpath(path.c_str(), nullptr), &std::free})
     {
-        resolved = real;
-        std::free(real);
+        resolved = real.get();
     }
     Table table = readMountTable(procRoot_);
     libmnt_fs* fs = mnt_table_find_mountpoint(table.get(), resolved.c_str(), MNT_ITER_BACKWARD);
@@ -311,7 +311,7 @@ std::vector<HeldDeletedFile> LinuxFilesystems::heldDeletedFiles(unsigned devMajo
             }
             continue;
         }
-        const pid_t pid = static_cast<pid_t>(std::strtol(entry->d_name, nullptr, 10));
+        const auto pid = static_cast<pid_t>(std::strtol(entry->d_name, nullptr, 10));
         std::string command;
         std::optional<uid_t> uid;
         while (dirent* fdEntry = ::readdir(fds.get()))

@@ -87,6 +87,7 @@ class JournalSink : public spdlog::sinks::base_sink<std::mutex>
             }
         }
         std::vector<iovec> vectors;
+        vectors.reserve(fields.size());
         for (auto& f : fields)
         {
             vectors.push_back(iovec{f.data(), f.size()});

@@ -3,7 +3,6 @@
 #include "lvkeeper/sys/unique_fd.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -15,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <system_error>
 
@@ -25,7 +25,7 @@ namespace
 {
 
 // A runaway command must not eat the daemon's memory; LVM output is a few KiB.
-constexpr std::size_t maxCapture = 16 * 1024 * 1024;
+constexpr std::size_t maxCapture = std::size_t{16} * 1024 * 1024;
 
 std::system_error sysError(int error, const std::string& what)
 {

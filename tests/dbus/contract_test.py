@@ -8,6 +8,7 @@ kernel uevents, mount(2), fallocate, loop-control, statvfs, resize2fs, sd_notify
 import argparse
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -37,6 +38,8 @@ def object_path(mount_point):
 
 
 ERR = "org.lvkeeper.Keeper1.Error."
+# The first line of an AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer report.
+SANITIZER_REPORT = re.compile(r"^(==\d+==ERROR: \w+Sanitizer|.*: runtime error: |SUMMARY: \w+Sanitizer)", re.M)
 NOBODY = 65534
 
 
@@ -152,6 +155,7 @@ class Env:
         if getattr(self, "log", None):
             self.log.close()
         self.log = open(os.path.join(self.tmp, "daemon.log"), "a")
+        self.log_start = self.log.tell()
         self.daemon = subprocess.Popen([ARGS.daemon, "--config", config, "--state-dir", self.state_dir,
                                         "--log-level", "debug"], env=env, stdout=self.log, stderr=self.log)
         self.notes = []
@@ -175,15 +179,36 @@ class Env:
         return text if whole else text[-4000:]
 
     def stop(self):
-        if self.daemon and self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            self.daemon.wait(10)
-        if self.notify:
-            self.notify.close()
-            self.notify = None
-        if getattr(self, "log", None):
-            self.log.close()
-            self.log = None
+        """SIGTERM, then what systemd expects of a stop: exit status 0. In a sanitizer build
+        (tests/sanitize) AddressSanitizer, LeakSanitizer and UBSan write to the daemon's stderr, its
+        log here, and LeakSanitizer runs as it exits: any report since this start fails the test."""
+        daemon = self.daemon
+        try:
+            if daemon and daemon.poll() is None:
+                daemon.send_signal(signal.SIGTERM)
+                try:
+                    daemon.wait(30)  # LeakSanitizer's exit scan takes a few seconds
+                except subprocess.TimeoutExpired:
+                    daemon.kill()
+                    daemon.wait()
+                    raise AssertionError(f"lvkeeperd did not stop within 30 s of SIGTERM: {self.daemon_log()}")
+        finally:
+            self.daemon = None
+            if self.notify:
+                self.notify.close()
+                self.notify = None
+            if getattr(self, "log", None):
+                self.log.close()
+                self.log = None
+        if daemon:
+            with open(os.path.join(self.tmp, "daemon.log"), errors="replace") as f:
+                f.seek(self.log_start)
+                text = f.read()
+            report = SANITIZER_REPORT.search(text)
+            if report:
+                raise AssertionError(f"lvkeeperd (pid {daemon.pid}): sanitizer report:\n{text[report.start():][:8000]}")
+            if daemon.returncode != 0:
+                raise AssertionError(f"lvkeeperd (pid {daemon.pid}) exited {daemon.returncode}: {text[-4000:]}")
 
     def busctl(self, *args, check=True, user=None):
         argv = ["busctl", "--system", *args]
@@ -247,8 +272,15 @@ class Env:
             return f.read().splitlines()
 
     def close(self):
-        self.stop_polkit()
-        self.stop()
+        try:
+            self.stop_polkit()
+        finally:
+            try:
+                self.stop()
+            finally:
+                self.clean_up()
+
+    def clean_up(self):
         run(["umount", "-l", self.mnt], check=False)
         for dev in self.loops:
             run(["losetup", "-d", dev], check=False)

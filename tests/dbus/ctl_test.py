@@ -562,6 +562,34 @@ class CtlWithoutDaemon(unittest.TestCase):
             self.env.stop()
 
 
+class CtlPolkit(unittest.TestCase):
+    """On a bus that lets lvkeeperd ask a (fake) polkitd: what lvkeeperctl lets polkit do."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.env = ct.Env(open_bus=True)
+        ct.VOL_PATH = ct.object_path(cls.env.mnt)
+        start(cls.env)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.env.close()
+
+    def test_changes_let_polkit_ask_unless_no_ask_password(self):
+        # What polkit got from the daemon: AllowUserInteraction (flags=1) only when lvkeeperctl allowed it.
+        self.env.start_polkit(["* * no"])
+        try:
+            r = ctl(self.env, "grow", self.env.mnt, "+16M", user=NOBODY)
+            self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+            r = ctl(self.env, "--no-ask-password", "grow", self.env.mnt, "+16M", user=NOBODY)
+            self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+            asked = [q for q in self.env.polkit_asked() if q["action"] == "org.lvkeeper.grow"]
+            self.assertEqual([(q["uid"], q["flags"]) for q in asked], [(str(NOBODY), "1"), (str(NOBODY), "0")])
+        finally:
+            self.env.stop_polkit()
+
+
+
 def main():
     global CTL, COMPLETION, VERSION
     p = argparse.ArgumentParser()
@@ -572,6 +600,7 @@ def main():
     p.add_argument("--busconfig", required=True)
     p.add_argument("--xml-dir", required=True)
     p.add_argument("--fake-lvm", required=True)
+    p.add_argument("--fake-polkit", required=True)
     args, rest = p.parse_known_args()
     CTL, COMPLETION, VERSION = args.ctl, args.completion, args.version
     ct.ARGS = args

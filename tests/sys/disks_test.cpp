@@ -364,6 +364,22 @@ TEST_F(ImageRefusalTest, AttachLoopDoesNotFollowSymlinks)
     }
 }
 
+TEST(FileStateStoreTest, ABadLineMakesTheRecordCorruptButLeavesTheGoodLinesForTheBoot)
+{
+    TempDir dir;
+    FileStateStore store(dir / "state");
+    store.setImages({"/media/disk0.img", "/media/disk1.img"});
+    {
+        std::ofstream out(dir / "state/images", std::ios::app);
+        out << "disk9.img\n/media/disk2.img\n";
+    }
+    EXPECT_THROW(store.images(), std::system_error);
+    std::vector<std::string> rejected;
+    EXPECT_EQ(store.readableImages(rejected),
+              (std::vector<std::string>{"/media/disk0.img", "/media/disk1.img", "/media/disk2.img"}));
+    EXPECT_EQ(rejected, std::vector<std::string>{"line 3 is not an absolute image path"});
+}
+
 TEST(FileStateStoreTest, RoundTrip)
 {
     TempDir dir;

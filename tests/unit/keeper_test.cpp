@@ -2250,10 +2250,20 @@ TEST_F(KeeperTest, ConcurrentDiagnoseCallsShareTwoLooksAtNormalPriority)
     {
         EXPECT_TRUE(runner.calls()[i].background) << runner.calls()[i].key;
     }
-    // A question asked after the look ended gets a look of its own: it may follow a change.
+    // Root's question after the look ended gets a look of its own: it may follow a change root made.
     doctor.diagnose(0, [&](const std::vector<Finding>&, Doctor::Error) { ++answered; });
     EXPECT_EQ(runner.count("pvs"), before + 3);
     EXPECT_EQ(answered, 25);
+    // Others, who cannot change storage, are served by a look started a moment ago: a flood costs nothing.
+    for (int n = 0; n < 10; ++n)
+    {
+        doctor.diagnose(65534, [&](const std::vector<Finding>&, Doctor::Error) { ++answered; });
+    }
+    EXPECT_EQ(answered, 35);
+    EXPECT_EQ(runner.count("pvs"), before + 3);
+    scheduler.advance(3s);
+    doctor.diagnose(65534, [&](const std::vector<Finding>&, Doctor::Error) { ++answered; });
+    EXPECT_EQ(runner.count("pvs"), before + 4) << "a look older than the reuse time is not reused";
 }
 
 TEST_F(KeeperTest, DiagnoseAskedDuringALookWaitsForALookThatStartsAfterIt)

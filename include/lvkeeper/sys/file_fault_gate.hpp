@@ -19,6 +19,9 @@ class FileFaultGate : public FaultGate
     FileFaultGate(std::string dir, Scheduler& scheduler);
     ~FileFaultGate() override;
 
+    FileFaultGate(const FileFaultGate&) = delete;
+    FileFaultGate& operator=(const FileFaultGate&) = delete;
+
     void pass(const std::string& kind, const std::string& step, std::function<void()> go) override;
 
   private:

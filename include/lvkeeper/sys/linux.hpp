@@ -56,7 +56,11 @@ class FileStateStore : public StateStore
   public:
     explicit FileStateStore(std::string dir);
 
+    /// Throws on any line that is not an absolute path: the daemon reports the whole record as unreadable.
     std::vector<std::string> images() override;
+    /// What the boot needs: every good line, each bad one (its number and why) in rejected. A record
+    /// that cannot be read at all still throws.
+    std::vector<std::string> readableImages(std::vector<std::string>& rejected);
     void setImages(const std::vector<std::string>& images) override;
     std::optional<std::string> readJournal() override;
     void writeJournal(const std::string& text) override;

@@ -288,7 +288,7 @@ void AddDiskOperation::undo(std::exception_ptr error)
         }
         if (*index == steps->size())
         {
-            auto op = me;
+            auto op = me;       // NOLINT(performance-unnecessary-copy-initialization): me dies with this closure
             *runNext = nullptr; // breaks the cycle; this closure is gone now, only locals are used
             op->finish();
             return;

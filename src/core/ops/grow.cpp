@@ -30,7 +30,7 @@ void GrowOperation::run(Done done)
     auto me = self<GrowOperation>();
     // The real sizes, now: a queued grow must not act on what was true when it was queued.
     ctx_.lvm.lvs(
-        [me](std::vector<lvm::Lv> lvs, Error error)
+        [me](const std::vector<lvm::Lv>& lvs, Error error)
         {
             if (error)
             {

@@ -247,6 +247,7 @@ void RecreatePvOperation::waitForMove()
         {
             me->ctx_.endLongWait();
             me->poll_.reset();
+            *poll = nullptr; // the closure held itself (and so the operation): the wait is over
             // Not closed: the journal keeps it and the next start finishes the PV once LVM has moved it.
             me->ctx_.publisher.progress("", 0);
             std::string dev = me->device();
@@ -270,6 +271,7 @@ void RecreatePvOperation::waitForMove()
                 {
                     me->ctx_.endLongWait();
                     me->poll_.reset();
+                    *poll = nullptr; // the closure held itself (and so the operation): the wait is over
                     me->ctx_.publisher.progress("", 0);
                     spdlog::info("event=pvmove-done device={}", dev);
                     me->inLane(

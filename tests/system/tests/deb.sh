@@ -14,6 +14,8 @@ LK_PACKAGE_FILES=(
   /usr/lib/modules-load.d/lvkeeper.conf
   /usr/share/dbus-1/system.d/org.lvkeeper.Keeper1.conf
   /usr/share/dbus-1/system-services/org.lvkeeper.Keeper1.service
+  /usr/share/polkit-1/actions/org.lvkeeper.Keeper1.policy
+  /usr/lib/systemd/catalog/lvkeeper.catalog
   /usr/share/dbus-1/interfaces/org.lvkeeper.Keeper1.Manager.xml
   /usr/share/dbus-1/interfaces/org.lvkeeper.Keeper1.Volume.xml
   /usr/share/bash-completion/completions/lvkeeperctl
@@ -111,6 +113,17 @@ assert v["MountPoint"] == "/data" and v["Problems"] == [] and v["Size"] >= 6 << 
   pass "the package's lvkeeperctl: status, diagnose, add-disk, grow and monitor on the healed host"
 }
 
+# The package is a production build (debian/rules configures no test seam): LVKEEPER_LVM in its
+# environment is logged and ignored, and lvm(8) does the work. (security.sh checks the same when the
+# lab stages a default build; tests/run's build has the seams on.)
+no_seam_in_production() {
+  local version
+  version=$(lvkeeperd --version)
+  [[ $version != *"test seams"* ]] || fail "the package's lvkeeperd is a test-seams build: $version"
+  expect_lvm_seam_ignored
+  pass "the package's lvkeeperd logs and ignores LVKEEPER_LVM: lvm(8) ran the grow"
+}
+
 if [[ ${LAB_BOOT:-1} == 1 ]]; then
   install_package
   # The headline, unchanged: it copies the example config in place and starts lvkeeperd itself;
@@ -120,4 +133,5 @@ if [[ ${LAB_BOOT:-1} == 1 ]]; then
 fi
 source "$(dirname "$0")/headline-reboot.sh"
 ctl_on_the_healed_host
+no_seam_in_production
 pass "deb: the package installs like one and the headline passes from it"

@@ -90,6 +90,24 @@ wait_active() {
 }
 
 # A small vg0/data0 on two image-backed PVs, ext4 (or LK_FS=xfs) at /data.
+# A production build's lvkeeperd (re)started with LVKEEPER_LVM=/bin/false in its environment: it must log
+# that it ignores the seam, and lvm(8) must do a Grow of 64M. The drop-in is gone afterwards.
+expect_lvm_seam_ignored() {
+  local out
+  mkdir -p /run/systemd/system/lvkeeperd.service.d
+  printf '[Service]\nEnvironment=LVKEEPER_LVM=/bin/false\n' >/run/systemd/system/lvkeeperd.service.d/seam.conf
+  systemctl daemon-reload
+  step systemctl restart lvkeeperd
+  wait_active
+  journalctl -u lvkeeperd -b -o cat --no-pager | grep -q 'event=test-seam-ignored LVKEEPER_LVM="/bin/false"' \
+    || fail "a production build did not log that it ignores LVKEEPER_LVM"
+  out=$(step call Grow ss /data +64M) || fail "Grow failed with LVKEEPER_LVM=/bin/false: $out"
+  [[ $(lvs --noheadings --units b --nosuffix -o lv_size vg0/data0 | tr -d ' ') == "${out#t }" ]] \
+    || fail "Grow returned $out but the LV says otherwise"
+  rm -r /run/systemd/system/lvkeeperd.service.d
+  systemctl daemon-reload
+}
+
 make_volume() {
   local size=${1:-300M}
   modprobe loop; modprobe dm-mod
