@@ -2,7 +2,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +39,8 @@ struct FsUsage
     double usedPercent() const;
     /// Used inodes in percent, 0 when the fs has no inode limit.
     double inodesUsedPercent() const;
+    /// Whether another reading says the same (size, used, available, inodes used, read-only).
+    bool sameAs(const FsUsage& other) const;
 };
 
 /// A deleted file some process still holds open: space df counts as used that no file shows.
@@ -69,6 +74,27 @@ class Filesystems
     /// The size the filesystem itself records (superblock block count), which statvfs does not show
     /// (it leaves out metadata); nullopt when unknown.
     virtual std::optional<std::uint64_t> filesystemSize(const MountInfo& mount) = 0;
+};
+
+/// A running UsageProbes::watch; destroying it stops it, and its callback is never called after that.
+class UsageWatch
+{
+  public:
+    virtual ~UsageWatch() = default;
+};
+
+/// Looks at a filesystem's usage again and again, for writes fanotify cannot see (a shared mmap, a loop device
+/// over a file on it), without waking the event loop while nothing changes: each look wakes a sleeping daemon,
+/// and its whole loop costs several times what one statvfs does.
+class UsageProbes
+{
+  public:
+    virtual ~UsageProbes() = default;
+
+    /// Every `every`, statvfs(path); the first time it differs from `seen` (size, used, available, inodes used,
+    /// read-only) or fails, calls changed once, from the event loop, and stops.
+    virtual std::unique_ptr<UsageWatch> watch(const std::string& path, std::chrono::milliseconds every,
+                                              const FsUsage& seen, std::function<void()> changed) = 0;
 };
 
 /// A loop device and its backing file.

@@ -23,4 +23,10 @@ double FsUsage::inodesUsedPercent() const
     return static_cast<double>(inodesUsed) * 100.0 / static_cast<double>(inodes);
 }
 
+bool FsUsage::sameAs(const FsUsage& other) const
+{
+    return size == other.size && used == other.used && available == other.available &&
+           inodesUsed == other.inodesUsed && readOnly == other.readOnly;
+}
+
 } // namespace lvkeeper

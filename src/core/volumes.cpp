@@ -235,8 +235,7 @@ UsageChange Volumes::refreshUsage(VolumeState& v)
         spdlog::warn("event=statvfs-failed volume={} error=\"{}\"", v.config.mountPoint, e.what());
         return change;
     }
-    bool changed = usage.size != v.usage.size || usage.used != v.usage.used || usage.available != v.usage.available ||
-                   usage.inodesUsed != v.usage.inodesUsed || usage.readOnly != v.usage.readOnly;
+    bool changed = !usage.sameAs(v.usage);
     v.usage = usage;
     policy::recordSample(v.history, {scheduler_.now(), usage.used}, headroom_);
     double rate = policy::fillRate(v.history, headroom_);

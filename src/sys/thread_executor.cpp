@@ -1,14 +1,9 @@
 #include "lvkeeper/sys/thread_executor.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <system_error>
 
 namespace lvkeeper::sys
 {
@@ -22,19 +17,12 @@ constexpr std::chrono::seconds slowWork{5};
 } // namespace
 
 ThreadExecutor::ThreadExecutor(sd_event* event)
+    : wakeup_(event, "executor",
+              [this]
+              {
+                  deliver();
+              })
 {
-    wakeFd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wakeFd_ < 0)
-    {
-        throw std::system_error(errno, std::generic_category(), "eventfd");
-    }
-    int r = sd_event_add_io(event, &source_, wakeFd_, EPOLLIN, onWake, this);
-    if (r < 0)
-    {
-        ::close(wakeFd_);
-        throw std::system_error(-r, std::generic_category(), "sd_event_add_io");
-    }
-    sd_event_source_set_description(source_, "executor");
     thread_ = std::thread(
         [this]
         {
@@ -45,8 +33,6 @@ ThreadExecutor::ThreadExecutor(sd_event* event)
 ThreadExecutor::~ThreadExecutor()
 {
     shutdown();
-    sd_event_source_disable_unref(source_);
-    ::close(wakeFd_);
 }
 
 void ThreadExecutor::shutdown()
@@ -124,17 +110,8 @@ void ThreadExecutor::worker()
         lock.lock();
         --running_;
         finished_.push_back(std::move(item));
-        std::uint64_t one = 1;
-        [[maybe_unused]] auto n = ::write(wakeFd_, &one, sizeof one);
+        wakeup_.signal();
     }
-}
-
-int ThreadExecutor::onWake(sd_event_source* /*source*/, int fd, std::uint32_t /*revents*/, void* userdata)
-{
-    std::uint64_t count = 0;
-    [[maybe_unused]] auto n = ::read(fd, &count, sizeof count);
-    static_cast<ThreadExecutor*>(userdata)->deliver();
-    return 0;
 }
 
 void ThreadExecutor::deliver()

@@ -581,6 +581,78 @@ class FakeFilesystems : public Filesystems
     }
 };
 
+/// UsageProbes on the fake clock: a look every `every` through FakeFilesystems::usage (so usageCalls counts
+/// them), changed() once when a reading differs.
+class FakeUsageProbes : public UsageProbes
+{
+  public:
+    FakeUsageProbes(FakeScheduler& scheduler, FakeFilesystems& fs) : scheduler_(scheduler), fs_(fs) {}
+
+    std::unique_ptr<UsageWatch> watch(const std::string& path, std::chrono::milliseconds every, const FsUsage& seen,
+                                      std::function<void()> changed) override
+    {
+        auto probe = std::make_shared<Probe>(Probe{path, every, seen, std::move(changed), nullptr});
+        arm(probe);
+        return std::make_unique<Handle>(probe);
+    }
+
+  private:
+    struct Probe
+    {
+        std::string path;
+        std::chrono::milliseconds every;
+        FsUsage seen;
+        std::function<void()> changed;
+        std::unique_ptr<Timer> timer;
+    };
+    struct Handle : UsageWatch
+    {
+        explicit Handle(std::shared_ptr<Probe> p) : probe(std::move(p)) {}
+        ~Handle() override
+        {
+            probe->timer.reset();
+            probe->changed = nullptr;
+        }
+        std::shared_ptr<Probe> probe;
+    };
+
+    void arm(const std::shared_ptr<Probe>& probe)
+    {
+        std::weak_ptr<Probe> weak = probe;
+        probe->timer = scheduler_.after(probe->every,
+                                        [this, weak]
+                                        {
+                                            auto p = weak.lock();
+                                            if (!p)
+                                            {
+                                                return;
+                                            }
+                                            bool changed = true;
+                                            try
+                                            {
+                                                changed = !fs_.usage(p->path).sameAs(p->seen);
+                                            }
+                                            catch (const std::exception&)
+                                            {
+                                            }
+                                            if (!changed)
+                                            {
+                                                arm(p);
+                                                return;
+                                            }
+                                            auto call = std::move(p->changed);
+                                            p->changed = nullptr;
+                                            if (call)
+                                            {
+                                                call();
+                                            }
+                                        });
+    }
+
+    FakeScheduler& scheduler_;
+    FakeFilesystems& fs_;
+};
+
 class FakeDisks : public Disks
 {
   public:

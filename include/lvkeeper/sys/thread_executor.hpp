@@ -1,6 +1,7 @@
 #pragma once
 
 #include "lvkeeper/executor.hpp"
+#include "lvkeeper/sys/loop_wakeup.hpp"
 
 #include <systemd/sd-event.h>
 
@@ -40,12 +41,10 @@ class ThreadExecutor : public Executor
         std::exception_ptr error;
     };
 
-    static int onWake(sd_event_source* source, int fd, std::uint32_t revents, void* userdata);
     void worker();
     void deliver();
 
-    int wakeFd_ = -1;
-    sd_event_source* source_ = nullptr;
+    LoopWakeup wakeup_;
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<Item> queue_;

@@ -1,0 +1,188 @@
+#include "lvkeeper/sys/usage_probes.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace lvkeeper::sys
+{
+
+class ThreadUsageProbes::Handle : public UsageWatch
+{
+  public:
+    Handle(ThreadUsageProbes& owner, std::uint64_t id) : owner_(owner), id_(id) {}
+    ~Handle() override
+    {
+        owner_.cancel(id_);
+    }
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+
+  private:
+    ThreadUsageProbes& owner_;
+    std::uint64_t id_;
+};
+
+ThreadUsageProbes::ThreadUsageProbes(sd_event* event, Filesystems& fs)
+    : fs_(fs), wakeup_(event, "usage-probes",
+                       [this]
+                       {
+                           deliver();
+                       })
+{
+    thread_ = std::thread(
+        [this]
+        {
+            worker();
+        });
+}
+
+ThreadUsageProbes::~ThreadUsageProbes()
+{
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+        probes_.clear();
+    }
+    wake_.notify_all();
+    // A statvfs that runs is waited for: it reads counters, it does no I/O on ext4 or XFS.
+    thread_.join();
+}
+
+std::unique_ptr<UsageWatch> ThreadUsageProbes::watch(const std::string& path, std::chrono::milliseconds every,
+                                                     const FsUsage& seen, std::function<void()> changed)
+{
+    every = std::max(every, std::chrono::milliseconds{1});
+    std::uint64_t id = 0;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        id = nextId_++;
+        probes_.emplace(id, Probe{path, every, seen, Clock::now() + every, std::move(changed), false});
+    }
+    wake_.notify_one();
+    return std::make_unique<Handle>(*this, id);
+}
+
+std::uint64_t ThreadUsageProbes::looks() const
+{
+    std::lock_guard<std::mutex> lock(mutex_);
+    return looks_;
+}
+
+void ThreadUsageProbes::cancel(std::uint64_t id)
+{
+    std::function<void()> dropped;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = probes_.find(id);
+        if (it == probes_.end())
+        {
+            return;
+        }
+        dropped = std::move(it->second.changed); // destroyed outside the lock
+        probes_.erase(it);
+    }
+}
+
+void ThreadUsageProbes::worker()
+{
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_)
+    {
+        auto due = Clock::time_point::max();
+        for (const auto& [id, probe] : probes_)
+        {
+            if (!probe.fired)
+            {
+                due = std::min(due, probe.due);
+            }
+        }
+        if (due == Clock::time_point::max())
+        {
+            wake_.wait(lock);
+            continue;
+        }
+        if (Clock::now() < due)
+        {
+            wake_.wait_until(lock, due);
+            continue; // woken early (a new probe, a cancel, the end) or due: look again at what is due
+        }
+        bool anyFired = false;
+        for (auto& [id, probe] : probes_)
+        {
+            if (probe.fired || Clock::now() < probe.due)
+            {
+                continue;
+            }
+            std::string path = probe.path;
+            FsUsage seen = probe.seen;
+            std::uint64_t probeId = id;
+            lock.unlock();
+            bool changed = true;
+            try
+            {
+                changed = !fs_.usage(path).sameAs(seen);
+            }
+            catch (const std::exception&)
+            {
+                changed = true; // the loop's own look reports the failure
+            }
+            lock.lock();
+            ++looks_;
+            auto it = probes_.find(probeId);
+            if (it == probes_.end())
+            {
+                break; // cancelled while it looked: the map may have changed, start over
+            }
+            if (changed)
+            {
+                it->second.fired = true;
+                anyFired = true;
+            }
+            else
+            {
+                it->second.due = Clock::now() + it->second.every;
+            }
+            break; // one look per pass: the map may have changed while unlocked
+        }
+        if (anyFired)
+        {
+            wakeup_.signal();
+        }
+    }
+}
+
+void ThreadUsageProbes::deliver()
+{
+    std::vector<std::function<void()>> calls;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        for (auto it = probes_.begin(); it != probes_.end();)
+        {
+            if (it->second.fired)
+            {
+                calls.push_back(std::move(it->second.changed));
+                it = probes_.erase(it);
+            }
+            else
+            {
+                ++it;
+            }
+        }
+    }
+    for (auto& call : calls)
+    {
+        // A call may cancel or start other probes (its look schedules the next one): none is held here.
+        try
+        {
+            if (call)
+            {
+                call();
+            }
+        }
+        catch (const std::exception& e)
+        {
+            spdlog::error("event=usage-probe-callback-threw error=\"{}\"", e.what());
+        }
+    }
+}
+
+} // namespace lvkeeper::sys
