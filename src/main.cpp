@@ -15,6 +15,7 @@
 #include "lvkeeper/sys/process_runner.hpp"
 #include "lvkeeper/sys/thread_executor.hpp"
 #include "lvkeeper/sys/udev_monitor.hpp"
+#include "lvkeeper/sys/usage_probes.hpp"
 
 #include "dbus/log_text.hpp"
 #include "lvkeeper_build_config.hpp"
@@ -203,6 +204,8 @@ int runDaemon(const Args& args)
     // fsync, fallocate, loop ioctls, probes and mount(2) run here, off the loop: slow storage never starves
     // the watchdog.
     lvkeeper::sys::ThreadExecutor executor(event.get());
+    // The looks at writes fanotify cannot see: a thread of their own, so that idle the loop sleeps.
+    lvkeeper::sys::ThreadUsageProbes probes(event.get(), filesystems);
 #if LVKEEPER_TEST_SEAMS
     // The fault suite holds operations at named steps through files in /run/lvkeeper-faults.
     lvkeeper::sys::FileFaultGate gate("/run/lvkeeper-faults", scheduler);
@@ -248,7 +251,7 @@ int runDaemon(const Args& args)
     }
 #endif
     lvkeeper::Keeper keeper(
-        config, lvkeeper::KeeperSeams{runner, scheduler, filesystems, disks, state, activity, executor, gate, files}, options);
+        config, lvkeeper::KeeperSeams{runner, scheduler, filesystems, disks, state, activity, executor, gate, files, probes}, options);
     keeperPtr = &keeper;
 
     lvkeeper::sys::MountMonitor mounts(event.get(),

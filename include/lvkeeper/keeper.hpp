@@ -47,6 +47,7 @@ struct KeeperSeams
     Executor& executor;
     FaultGate& gate;
     TextFiles& files; ///< where MetricsFile= goes
+    UsageProbes& probes; ///< the looks at writes fanotify cannot see
 };
 
 /// The coordinator of one straight flow: an event -> the volume's state is refreshed (observe only) -> a pure

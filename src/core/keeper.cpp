@@ -97,7 +97,7 @@ struct Keeper::Impl
     std::map<std::string, DiskLane> diskLanes;              ///< by VG
     std::map<std::string, std::unique_ptr<Timer>> rechecks; ///< by mount point: the next look
     std::map<std::string, Scheduler::Clock::time_point> recheckAt;
-    std::map<std::string, std::unique_ptr<Timer>> nextLooks; ///< by mount point: writes fanotify cannot see
+    std::map<std::string, std::unique_ptr<UsageWatch>> nextLooks; ///< by mount point: writes fanotify cannot see
     policy::Looks looks;
     std::uint64_t disksAdded = 0;
     std::map<std::string, std::string> loopBacking; ///< loop device -> backing file, as its uevents said
@@ -143,15 +143,16 @@ struct Keeper::Impl
             nextLooks.erase(mountPoint); // the backstop looks then anyway
             return;
         }
-        nextLooks[mountPoint] = seams.scheduler.after(wait,
-                                                      [this, mountPoint]
-                                                      {
-                                                          auto keep = std::move(nextLooks[mountPoint]);
-                                                          if (auto* vol = volumes.find(mountPoint))
-                                                          {
-                                                              look(*vol);
-                                                          }
-                                                      });
+        // Off the loop, and the loop only wakes when the usage changed: idle, a look costs one statvfs.
+        nextLooks[mountPoint] = seams.probes.watch(mountPoint, wait, v.usage,
+                                                   [this, mountPoint]
+                                                   {
+                                                       auto keep = std::move(nextLooks[mountPoint]);
+                                                       if (auto* vol = volumes.find(mountPoint))
+                                                       {
+                                                           look(*vol);
+                                                       }
+                                                   });
     }
 
     /// fresh: the sizes were just read from LVM. Exhaustion is only declared on fresh sizes: a stale VG size

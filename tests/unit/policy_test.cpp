@@ -452,6 +452,30 @@ TEST(VgShort, AFastWriterNeedsADiskBeforeTheVgIsEmpty)
     EXPECT_FALSE(policy::vgShort(0.0, 0, 10000ms, 5000ms, {})); // nobody writing: GrowAt decides
 }
 
+TEST(NextLook, AnUnseenWriterReachesTheGrowPointAtTheLatestAtTheLook)
+{
+    VolumeConfig config;
+    config.growAt = 90;
+    auto at = [](std::uint64_t used, std::uint64_t total)
+    {
+        FsUsage usage;
+        usage.size = total;
+        usage.used = used;
+        usage.available = total - used;
+        return usage;
+    };
+    policy::Looks looks; // 128M/s assumed, 250 ms floor
+    // 4000M at 85%: 200M to GrowAt is 1.5625 s at 128M/s.
+    EXPECT_EQ(policy::nextLook(config, at(3400 * MiB, 4000 * MiB), 0.0, 5000ms, {}, looks, 60000ms), 1562ms);
+    // A faster writer measured: it decides, and its headroom moves the grow point closer.
+    EXPECT_LT(policy::nextLook(config, at(3400 * MiB, 4000 * MiB), 256.0 * MiB, 1000ms, {}, looks, 60000ms), 500ms);
+    // Far from full: never later than the backstop.
+    EXPECT_EQ(policy::nextLook(config, at(100 * MiB, 400 * GiB), 0.0, 5000ms, {}, looks, 60000ms), 60000ms);
+    // At or past the grow point: the floor, but never later than a shorter backstop.
+    EXPECT_EQ(policy::nextLook(config, at(3900 * MiB, 4000 * MiB), 0.0, 5000ms, {}, looks, 60000ms), 250ms);
+    EXPECT_EQ(policy::nextLook(config, at(3900 * MiB, 4000 * MiB), 0.0, 5000ms, {}, looks, 100ms), 100ms);
+}
+
 TEST(DisksToAdd, CoversTheShortfallInWholeImages)
 {
     EXPECT_EQ(policy::disksToAdd(500 * MiB, 600 * MiB, 256 * MiB), 0u);
