@@ -52,12 +52,20 @@ std::unique_ptr<UsageWatch> ThreadUsageProbes::watch(const std::string& path, st
 {
     every = std::max(every, std::chrono::milliseconds{1});
     std::uint64_t id = 0;
+    bool sooner = false;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         id = nextId_++;
-        probes_.emplace(id, Probe{path, every, seen, Clock::now() + every, std::move(changed), false});
+        auto due = Clock::now() + every;
+        probes_.emplace(id, Probe{path, every, seen, due, std::move(changed), false});
+        // The worker wakes at its deadline anyway and finds this one then: only an earlier one needs it now
+        // (each look of the loop replaces its probe, and a wakeup is most of what a look costs).
+        sooner = due < sleepingUntil_;
     }
-    wake_.notify_one();
+    if (sooner)
+    {
+        wake_.notify_one();
+    }
     return std::make_unique<Handle>(*this, id);
 }
 
@@ -95,15 +103,19 @@ void ThreadUsageProbes::worker()
                 due = std::min(due, probe.due);
             }
         }
-        if (due == Clock::time_point::max())
-        {
-            wake_.wait(lock);
-            continue;
-        }
         if (Clock::now() < due)
         {
-            wake_.wait_until(lock, due);
-            continue; // woken early (a new probe, a cancel, the end) or due: look again at what is due
+            sleepingUntil_ = due;
+            if (due == Clock::time_point::max())
+            {
+                wake_.wait(lock);
+            }
+            else
+            {
+                wake_.wait_until(lock, due);
+            }
+            sleepingUntil_ = Clock::time_point::min();
+            continue; // woken early (a sooner probe, the end) or due: look again at what is due
         }
         bool anyFired = false;
         for (auto& [id, probe] : probes_)

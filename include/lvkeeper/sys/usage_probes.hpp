@@ -57,6 +57,7 @@ class ThreadUsageProbes : public UsageProbes
     std::map<std::uint64_t, Probe> probes_;
     std::uint64_t nextId_ = 1;
     std::uint64_t looks_ = 0;
+    Clock::time_point sleepingUntil_ = Clock::time_point::min(); ///< the worker's deadline while it waits
     bool stopping_ = false;
     std::thread thread_;
 };
