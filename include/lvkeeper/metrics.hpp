@@ -1,8 +1,10 @@
 #pragma once
 
+#include "lvkeeper/executor.hpp"
 #include "lvkeeper/volume.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,26 @@ class TextFiles
 
     /// Replaces path with text atomically (temp file, rename) with mode 0644. Throws std::system_error.
     virtual void replace(const std::string& path, const std::string& text) = 0;
+};
+
+/// MetricsFile=: replaced off the loop after each batch of changes, one write at a time; a change during a write
+/// is written after it, rendered then (the last state wins). A failure is logged once until a write works again.
+class MetricsFileWriter
+{
+  public:
+    MetricsFileWriter(Executor& executor, TextFiles& files, std::function<std::string()> render);
+
+    /// Writes a fresh rendering to path (nothing when path is empty).
+    void write(const std::string& path);
+
+  private:
+    Executor& executor_;
+    TextFiles& files_;
+    std::function<std::string()> render_;
+    bool writing_ = false;
+    bool dirty_ = false;
+    bool failed_ = false;
+    std::string next_; ///< the path of the write that follows the running one
 };
 
 } // namespace lvkeeper

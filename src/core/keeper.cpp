@@ -63,7 +63,12 @@ struct Keeper::Impl
         lvm(s.runner, s.executor, s.disks, options.lvmCommand, options.commandTimeout), journal(s.state, s.executor),
         images(s.state, s.executor, s.disks, s.filesystems),
         ctx{volumes,       lvm,     images,   journal,     publisher, jobs,     s.executor, s.disks,
-            s.filesystems, s.state, s.runner, s.scheduler, s.gate,    headroom, config,     options.commandTimeout}
+            s.filesystems, s.state, s.runner, s.scheduler, s.gate,    headroom, config,     options.commandTimeout},
+        metrics(s.executor, s.files,
+                [this]
+                {
+                    return renderMetrics(volumes.all(), disksAdded, options.version);
+                })
     {
         volumes.configure(config.volumes);
         jobs.setOnFinish(
@@ -93,6 +98,7 @@ struct Keeper::Impl
     Images images;
     JobQueue jobs;
     OperationContext ctx;
+    MetricsFileWriter metrics;
 
     std::map<std::string, DiskLane> diskLanes;              ///< by VG
     std::map<std::string, std::unique_ptr<Timer>> rechecks; ///< by mount point: the next look
@@ -677,47 +683,9 @@ struct Keeper::Impl
             });
     }
 
-    // ---- metrics ------------------------------------------------------------------------------------------
-
-    bool metricsWriting = false;
-    bool metricsDirty = false;
-    bool metricsFailed = false;
-
-    /// MetricsFile=, replaced off the loop after each batch of changes; one write at a time, the last state wins.
     void writeMetrics()
     {
-        const std::string path = config.daemon.metricsFile;
-        if (path.empty())
-        {
-            return;
-        }
-        if (metricsWriting)
-        {
-            metricsDirty = true;
-            return;
-        }
-        metricsWriting = true;
-        metricsDirty = false;
-        std::string text = renderMetrics(volumes.all(), disksAdded, options.version);
-        seams.executor.offload(
-            "write " + path,
-            [this, path, text = std::move(text)]
-            {
-                seams.files.replace(path, text);
-            },
-            [this, path](Error error)
-            {
-                metricsWriting = false;
-                if (error && !metricsFailed)
-                {
-                    spdlog::error("event=metrics-write-failed path={} error=\"{}\"", path, describeError(error));
-                }
-                metricsFailed = error != nullptr;
-                if (metricsDirty)
-                {
-                    writeMetrics();
-                }
-            });
+        metrics.write(config.daemon.metricsFile);
     }
 
     // ---- stop ---------------------------------------------------------------------------------------------

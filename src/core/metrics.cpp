@@ -1,6 +1,9 @@
 #include "lvkeeper/metrics.hpp"
 
+#include "lvkeeper/errors.hpp"
 #include "lvkeeper/policy.hpp"
+
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdio>
@@ -206,6 +209,46 @@ std::string renderMetrics(const std::vector<VolumeState>& volumes, std::uint64_t
         }
     }
     return e.out().str();
+}
+
+MetricsFileWriter::MetricsFileWriter(Executor& executor, TextFiles& files, std::function<std::string()> render)
+    : executor_(executor), files_(files), render_(std::move(render))
+{
+}
+
+void MetricsFileWriter::write(const std::string& path)
+{
+    if (path.empty())
+    {
+        return;
+    }
+    if (writing_)
+    {
+        dirty_ = true;
+        next_ = path;
+        return;
+    }
+    writing_ = true;
+    dirty_ = false;
+    executor_.offload(
+        "write " + path,
+        [this, path, text = render_()]
+        {
+            files_.replace(path, text);
+        },
+        [this, path](std::exception_ptr error)
+        {
+            writing_ = false;
+            if (error && !failed_)
+            {
+                spdlog::error("event=metrics-write-failed path={} error=\"{}\"", path, describeError(error));
+            }
+            failed_ = error != nullptr;
+            if (dirty_)
+            {
+                write(next_);
+            }
+        });
 }
 
 } // namespace lvkeeper
