@@ -95,14 +95,16 @@ void ThreadUsageProbes::worker()
     std::unique_lock<std::mutex> lock(mutex_);
     while (!stopping_)
     {
-        auto due = Clock::time_point::max();
-        for (const auto& [id, probe] : probes_)
+        // The probe due first; fired ones wait for the loop to take their call.
+        auto next = probes_.end();
+        for (auto it = probes_.begin(); it != probes_.end(); ++it)
         {
-            if (!probe.fired)
+            if (!it->second.fired && (next == probes_.end() || it->second.due < next->second.due))
             {
-                due = std::min(due, probe.due);
+                next = it;
             }
         }
+        auto due = next == probes_.end() ? Clock::time_point::max() : next->second.due;
         if (Clock::now() < due)
         {
             sleepingUntil_ = due;
@@ -117,47 +119,33 @@ void ThreadUsageProbes::worker()
             sleepingUntil_ = Clock::time_point::min();
             continue; // woken early (a sooner probe, the end) or due: look again at what is due
         }
-        bool anyFired = false;
-        for (auto& [id, probe] : probes_)
+        const std::uint64_t id = next->first;
+        const std::string path = next->second.path;
+        const FsUsage seen = next->second.seen;
+        lock.unlock();
+        bool changed = true; // a failing statvfs too: the loop's own look reports it
+        try
         {
-            if (probe.fired || Clock::now() < probe.due)
-            {
-                continue;
-            }
-            std::string path = probe.path;
-            FsUsage seen = probe.seen;
-            std::uint64_t probeId = id;
-            lock.unlock();
-            bool changed = true;
-            try
-            {
-                changed = !fs_.usage(path).sameAs(seen);
-            }
-            catch (const std::exception&)
-            {
-                changed = true; // the loop's own look reports the failure
-            }
-            lock.lock();
-            ++looks_;
-            auto it = probes_.find(probeId);
-            if (it == probes_.end())
-            {
-                break; // cancelled while it looked: the map may have changed, start over
-            }
-            if (changed)
-            {
-                it->second.fired = true;
-                anyFired = true;
-            }
-            else
-            {
-                it->second.due = Clock::now() + it->second.every;
-            }
-            break; // one look per pass: the map may have changed while unlocked
+            changed = !fs_.usage(path).sameAs(seen);
         }
-        if (anyFired)
+        catch (const std::exception&)
         {
+        }
+        lock.lock();
+        ++looks_;
+        auto it = probes_.find(id);
+        if (it == probes_.end())
+        {
+            continue; // cancelled while it looked
+        }
+        if (changed)
+        {
+            it->second.fired = true;
             wakeup_.signal();
+        }
+        else
+        {
+            it->second.due = Clock::now() + it->second.every;
         }
     }
 }
