@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,8 @@ class MetricsFileWriter
     TextFiles& files_;
     std::function<std::string()> render_;
     bool writing_ = false;
-    bool dirty_ = false;
     bool failed_ = false;
-    std::string next_; ///< the path of the write that follows the running one
+    std::optional<std::string> next_; ///< the path of the write that follows the running one, if any
 };
 
 } // namespace lvkeeper

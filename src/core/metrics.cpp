@@ -10,6 +10,7 @@
 #include <functional>
 #include <set>
 #include <sstream>
+#include <utility>
 
 namespace lvkeeper
 {
@@ -224,12 +225,10 @@ void MetricsFileWriter::write(const std::string& path)
     }
     if (writing_)
     {
-        dirty_ = true;
         next_ = path;
         return;
     }
     writing_ = true;
-    dirty_ = false;
     executor_.offload(
         "write " + path,
         [this, path, text = render_()]
@@ -244,9 +243,9 @@ void MetricsFileWriter::write(const std::string& path)
                 spdlog::error("event=metrics-write-failed path={} error=\"{}\"", path, describeError(error));
             }
             failed_ = error != nullptr;
-            if (dirty_)
+            if (auto next = std::exchange(next_, std::nullopt))
             {
-                write(next_);
+                write(*next);
             }
         });
 }
